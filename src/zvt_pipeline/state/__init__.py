@@ -1,0 +1,1 @@
+"""Redis state: key names and projections rebuilt from the event store."""

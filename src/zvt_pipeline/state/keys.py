@@ -1,0 +1,93 @@
+"""Every Redis key name in one place. All keys carry the configured prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "zvt:"
+
+    # event store (Redis backend)
+    def es_stream(self, stream_id: str) -> str:
+        return f"{self.prefix}es:stream:{stream_id}"
+
+    @property
+    def es_all(self) -> str:
+        return f"{self.prefix}es:all"
+
+    @property
+    def es_event_ids(self) -> str:
+        return f"{self.prefix}es:ids"
+
+    @property
+    def es_position(self) -> str:
+        return f"{self.prefix}es:pos"
+
+    # bus
+    def step_stream(self, step: str) -> str:
+        return f"{self.prefix}steps:{step}"
+
+    def dlq(self, step: str) -> str:
+        return f"{self.prefix}dlq:{step}"
+
+    def md_stream(self, kind: str) -> str:
+        return f"{self.prefix}md:{kind}"
+
+    # workflow progress
+    def workflow(self, run_id: str) -> str:
+        return f"{self.prefix}wf:{run_id}"
+
+    @property
+    def workflows_open(self) -> str:
+        return f"{self.prefix}wf:open"
+
+    # projections
+    def position(self, account_id: str) -> str:
+        """Hash: ``<venue>|<symbol>`` -> JSON position state."""
+        return f"{self.prefix}pos:{account_id}"
+
+    def balance(self, account_id: str) -> str:
+        """Hash: currency -> decimal string (cash)."""
+        return f"{self.prefix}bal:{account_id}"
+
+    def reserved(self, account_id: str) -> str:
+        """Hash: currency -> decimal string held by open orders."""
+        return f"{self.prefix}rsv:{account_id}"
+
+    def reservation(self, client_order_id: str) -> str:
+        """Hash of one order's outstanding reservation: currency, amount, account."""
+        return f"{self.prefix}rsv:order:{client_order_id}"
+
+    def applied_trades(self, account_id: str) -> str:
+        """Set of trade ids already applied to this account (exactly-once fills)."""
+        return f"{self.prefix}trades:{account_id}"
+
+    def order(self, client_order_id: str) -> str:
+        """Hash: order index by client_order_id (status, account, run id, venue ids)."""
+        return f"{self.prefix}order:{client_order_id}"
+
+    def submit_rate(self, account_id: str) -> str:
+        return f"{self.prefix}rate:{account_id}"
+
+    @property
+    def marks(self) -> str:
+        """Hash: ``<venue>|<symbol>`` -> last mark price."""
+        return f"{self.prefix}marks"
+
+    def book(self, venue: str, symbol: str) -> str:
+        return f"{self.prefix}book:{venue}:{symbol}"
+
+    @property
+    def trading_state(self) -> str:
+        """Hash: ``*`` (global) or account id -> ACTIVE / REDUCING / HALTED."""
+        return f"{self.prefix}trading_state"
+
+    @property
+    def risk_config(self) -> str:
+        return f"{self.prefix}risk:config"
+
+    @property
+    def accounts(self) -> str:
+        return f"{self.prefix}accounts"
