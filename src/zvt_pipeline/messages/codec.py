@@ -61,7 +61,7 @@ def _upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_dict(envelope: Envelope, *, for_store: bool = False) -> dict[str, Any]:
-    return envelope.model_dump(mode="json", exclude=STORE_ASSIGNED if for_store else None)
+    return envelope.model_dump(mode="json", exclude=set(STORE_ASSIGNED) if for_store else None)
 
 
 def encode(envelope: Envelope, *, for_store: bool = False, max_bytes: int = MAX_EVENT_BYTES) -> bytes:

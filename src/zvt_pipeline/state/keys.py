@@ -91,3 +91,15 @@ class Keys:
     @property
     def accounts(self) -> str:
         return f"{self.prefix}accounts"
+
+
+# Value formats shared by the components (all decimals are stored as their exact decimal text):
+# - position(account):   hash "<venue>|<symbol>" -> JSON {"amount", "avg_entry_price", "realized_pnl",
+#                        "fees_paid": {currency: amount}, "last_trade_id"}   (written by portfolio)
+# - balance(account):    hash currency -> cash amount                          (written by portfolio)
+# - reserved(account):   hash currency -> total held by open orders            (written by risk reservations)
+# - reservation(coid):   hash account, currency, initial, remaining, ...       (written by risk reservations)
+# - marks:               hash "<venue>|<symbol>" -> last mark price            (written by market data)
+# - book(venue, symbol): string, OrderBookUpdated payload JSON                 (market data; paper venue
+#                        rewrites it when an order consumes liquidity)
+# - trading_state:       hash "*" or account id -> ACTIVE | REDUCING | HALTED
