@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
     """Point boto3 at LocalStack or moto_server (``http://127.0.0.1:4566``). Unset = real AWS."""
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_DEFAULT_REGION")
+    localstack_host: str | None = Field(default=None, validation_alias="LOCALSTACK_HOST")
+    """``host:port`` of LocalStack or moto_server (e.g. ``127.0.0.1:4566``); when set, AWS clients are built
+    through ``localstack-client``. Unset = plain boto3 (which honours ``AWS_ENDPOINT_URL``)."""
     max_event_bytes: Annotated[int, Field(ge=1024, le=350_000)] = 64 * 1024
     invoker: Literal["inprocess", "lambda"] = "inprocess"
     """How Hatchet tasks run a step: in the worker process, or by invoking the step's Lambda."""

@@ -79,6 +79,19 @@ class Keys:
     def book(self, venue: str, symbol: str) -> str:
         return f"{self.prefix}book:{venue}:{symbol}"
 
+    # execution (paper venue and venue health)
+    def paper_order(self, venue: str, client_order_id: str) -> str:
+        """String: JSON of one paper-venue order (spec + venue state + fills)."""
+        return f"{self.prefix}paper:{venue}:order:{client_order_id}"
+
+    def paper_resting(self, venue: str, symbol: str) -> str:
+        """Sorted set: client order ids of resting paper limit orders, scored by creation time."""
+        return f"{self.prefix}paper:{venue}:resting:{symbol}"
+
+    def venue_health(self, venue: str) -> str:
+        """Hash: circuit breaker state of a venue (failures, opened_at)."""
+        return f"{self.prefix}venue_health:{venue}"
+
     @property
     def trading_state(self) -> str:
         """Hash: ``*`` (global) or account id -> ACTIVE / REDUCING / HALTED."""

@@ -1,0 +1,1 @@
+"""Redis Streams transport between steps: publish, consume in groups, claim stale entries, dead letters."""

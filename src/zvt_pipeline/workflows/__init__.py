@@ -1,0 +1,1 @@
+"""Workflow orchestration: the embedded Redis Streams runner and the Hatchet workflows."""
