@@ -168,6 +168,15 @@ class PositionUpdated(Payload):
     """Cash balances of the account after this fill, per currency."""
 
 
+class BalanceDeposited(Payload):
+    """Cash paid into an account (funding, demos, tests). The portfolio rebuild replays it."""
+
+    TYPE = "balance.deposited"
+    account_id: AccountId
+    currency: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+    amount: Quantity
+
+
 class PortfolioRebalanced(Payload):
     TYPE = "portfolio.rebalanced"
     account_id: AccountId
@@ -294,6 +303,7 @@ EVENT_TYPES: dict[str, type[Payload]] = _registry(
     OrderFailed,
     OrderUnknown,
     PositionUpdated,
+    BalanceDeposited,
     PortfolioRebalanced,
     RiskBreached,
     AlertTriggered,

@@ -6,6 +6,7 @@ never through a binary float). NaN and infinities are rejected, and so is absurd
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -41,13 +42,30 @@ NonNegative = Annotated[
     Decimal, Field(ge=0, allow_inf_nan=False, max_digits=38, decimal_places=MAX_DECIMAL_PLACES)
 ]
 
-Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")]
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    """A pattern check whose error says what was expected, in words (not the regex)."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value[:80]!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+Symbol = Annotated[
+    str, _matching(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?", "a ccxt unified symbol like BTC/USDT")
+]
 """A ccxt unified symbol, e.g. ``BTC/USDT`` (spot) or ``BTC/USDT:USDT`` (linear swap)."""
 
-AccountId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,36}$")]
+AccountId = Annotated[str, _matching(r"[A-Za-z0-9_.-]{1,64}", "an account id (1-64 of A-Z a-z 0-9 _ . -)")]
+ClientOrderId = Annotated[
+    str, _matching(r"[A-Za-z0-9_-]{1,36}", "a client order id (1-36 of A-Z a-z 0-9 _ -)")
+]
 """36 characters at most: Binance's limit for ``newClientOrderId``, the tightest among major venues."""
-VenueId = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+VenueId = Annotated[str, _matching(r"[a-z0-9_]{1,32}", "a venue id (1-32 of a-z 0-9 _)")]
 
 
 class Side(StrEnum):

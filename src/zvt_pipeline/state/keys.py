@@ -64,6 +64,10 @@ class Keys:
         """Set of trade ids already applied to this account (exactly-once fills)."""
         return f"{self.prefix}trades:{account_id}"
 
+    def fill_results(self, account_id: str) -> str:
+        """Hash: ``<venue>|<trade_id>`` -> the ``position.updated`` payload JSON that fill produced."""
+        return f"{self.prefix}fills:{account_id}"
+
     def order(self, client_order_id: str) -> str:
         """Hash: order index by client_order_id (status, account, run id, venue ids)."""
         return f"{self.prefix}order:{client_order_id}"
@@ -110,6 +114,8 @@ class Keys:
 # - position(account):   hash "<venue>|<symbol>" -> JSON {"amount", "avg_entry_price", "realized_pnl",
 #                        "fees_paid": {currency: amount}, "last_trade_id"}   (written by portfolio)
 # - balance(account):    hash currency -> cash amount                          (written by portfolio)
+# - applied_trades(acct): set of "<venue>|<trade_id>" applied (trade ids are unique per venue only)
+# - fill_results(acct):  hash "<venue>|<trade_id>" -> PositionUpdated payload JSON    (written by portfolio)
 # - reserved(account):   hash currency -> total held by open orders            (written by risk reservations)
 # - reservation(coid):   hash account, currency, initial, remaining, ...       (written by risk reservations)
 # - marks:               hash "<venue>|<symbol>" -> last mark price            (written by market data)
