@@ -16,6 +16,8 @@ import redis
 
 from zvt_pipeline.state.keys import Keys
 
+pytest_plugins = ["tests.aws_fixtures"]
+
 
 def _find_redis_url(tmp_dir: str) -> tuple[str, object | None]:
     url = os.environ.get("ZVT_TEST_REDIS_URL")

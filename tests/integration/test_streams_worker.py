@@ -79,12 +79,7 @@ def make_worker(bus: StreamBus, store: RedisEventStore, step: Step, name: str, *
 
 def drain(worker: StepWorker, rounds: int = 3) -> None:
     for _ in range(rounds):
-        worker.run(until=lambda: True)  # ensure groups only
-        reply = worker.bus.client.xreadgroup(
-            "workers", worker.consumer, {worker.bus.keys.step_stream("risk"): ">"}, count=100, block=10
-        )
-        for _, raw in reply or []:
-            worker.process("risk", worker.bus._entries("risk", raw))
+        worker.poll_once(block_ms=10)
 
 
 def test_rejection_completes_the_workflow_and_records_events(parts) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +94,7 @@ def test_rejection_completes_the_workflow_and_records_events(parts) -> None:  # 
 
 
 def test_duplicate_client_order_id_is_refused_at_submit(parts) -> None:  # type: ignore[no-untyped-def]
-    bus, store, wf, _ = parts
+    bus, _store, wf, _ = parts
     wf.submit(order(2))
     with pytest.raises(InvalidMessage, match="already used"):
         wf.submit(order(2))

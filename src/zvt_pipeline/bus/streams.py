@@ -104,7 +104,7 @@ class StreamBus:
 
     # --- consuming -------------------------------------------------------------------------------------
 
-    def _entries(
+    def entries(
         self,
         step: str,
         raw: Iterable[tuple[bytes, dict[bytes, bytes]]],
@@ -133,7 +133,7 @@ class StreamBus:
         )
         if not reply:
             return []
-        return self._entries(step, reply[0][1])
+        return self.entries(step, reply[0][1])
 
     def claim_stale(self, step: str, consumer: str, min_idle_ms: int, count: int = 100) -> list[Entry]:
         """Take over entries another consumer left pending longer than ``min_idle_ms`` (it died or hangs).
@@ -147,7 +147,7 @@ class StreamBus:
         ids = [eid for eid, _ in claimed]
         pending = self.client.xpending_range(key, GROUP, min=ids[0], max=ids[-1], count=len(ids) * 4)
         deliveries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
-        return self._entries(step, claimed, deliveries)
+        return self.entries(step, claimed, deliveries)
 
     def pending_count(self, step: str) -> int:
         info = self.client.xpending(self.keys.step_stream(step), GROUP)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -209,7 +209,7 @@ class CcxtMarketData:
         out.extend(self._new_trades(symbol, trades))
         return out
 
-    async def watch(self, exchange: Any = None) -> AsyncIterator[list[Payload]]:
+    async def watch(self, exchange: Any = None) -> AsyncGenerator[list[Payload], None]:
         """Endless: after each websocket book update of any symbol, ``[OrderBookUpdated, PriceUpdated]``.
 
         Needs ccxt.pro (shipped inside ccxt >= 4). The exchange is closed when the iterator is closed.

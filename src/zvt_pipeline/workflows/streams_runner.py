@@ -74,19 +74,27 @@ class StepWorker:
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         self.bus.ensure_groups(self.config.steps)
-        keys = {self.bus.keys.step_stream(s): s for s in self.config.steps}
         while not self._stop.is_set() and not (until and until()):
             self.claim_stale()
-            reply = self.bus.client.xreadgroup(
-                GROUP,
-                self.consumer,
-                {k: ">" for k in keys},
-                count=self.config.batch,
-                block=self.config.block_ms,
-            )
-            for stream_key, raw in reply or []:
-                step = keys[stream_key.decode() if isinstance(stream_key, bytes) else stream_key]
-                self.process(step, self.bus._entries(step, raw))
+            self.poll_once()
+
+    def poll_once(self, block_ms: int | None = None) -> int:
+        """Read one batch from all of this worker's step streams and process it. Returns entries seen."""
+        keys = {self.bus.keys.step_stream(s): s for s in self.config.steps}
+        reply = self.bus.client.xreadgroup(
+            GROUP,
+            self.consumer,
+            {k: ">" for k in keys},
+            count=self.config.batch,
+            block=self.config.block_ms if block_ms is None else block_ms,
+        )
+        seen = 0
+        for stream_key, raw in reply or []:
+            step = keys[stream_key.decode() if isinstance(stream_key, bytes) else stream_key]
+            entries = self.bus.entries(step, raw)
+            seen += len(entries)
+            self.process(step, entries)
+        return seen
 
     def claim_stale(self, force: bool = False) -> int:
         """Claim entries whose consumer went quiet, at most every half idle bound."""
