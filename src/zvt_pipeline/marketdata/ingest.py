@@ -26,7 +26,7 @@ from typing import Protocol
 
 import redis
 
-from zvt_pipeline.errors import RetryableError
+from zvt_pipeline.errors import ZvtError
 from zvt_pipeline.marketdata.config import SyntheticConfig
 from zvt_pipeline.marketdata.synthetic import SyntheticMarketData
 from zvt_pipeline.markets import Market
@@ -144,7 +144,7 @@ class MarketDataIngester:
     ) -> IngestStats:
         """Poll ``source`` and ingest each batch until ``count`` polls, ``duration`` seconds or
         ``stop_event`` (whichever first; none of them = until stopped). Sleeps ``interval`` seconds between
-        polls (interruptible by ``stop_event``). A ``RetryableError`` from the source (venue timeout, rate
+        polls (interruptible by ``stop_event``). A retryable ``ZvtError`` from the source (venue timeout, rate
         limit) is counted in ``stats.errors`` and the loop goes on; any other error ends it. Returns the
         (live) counters."""
         stop = stop_event or threading.Event()
@@ -154,7 +154,9 @@ class MarketDataIngester:
         while not stop.is_set():
             try:
                 self.ingest(source.poll())
-            except RetryableError:
+            except ZvtError as exc:
+                if not exc.retryable:
+                    raise
                 # A venue hiccup or rate limit: keep the loop alive, the next poll may well succeed.
                 stats.errors += 1
             stats.polls += 1

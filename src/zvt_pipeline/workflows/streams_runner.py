@@ -162,6 +162,7 @@ class StepWorker:
             commit.progress[entry.run_id] = {"step": plan.next_step, "status": "running"}
         elif plan.outcome is not None:
             commit.progress[entry.run_id] = {
+                **{f"result_{k}": v for k, v in plan.summary.items()},
                 "step": step_name,
                 "status": "completed",
                 "outcome": plan.outcome,

@@ -1,0 +1,1 @@
+"""The demo: the whole pipeline on one machine, end to end (also the benchmark's harness)."""
