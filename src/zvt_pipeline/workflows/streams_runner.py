@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from zvt_pipeline.bus.streams import GROUP, STEPS, Commit, Entry, StreamBus, consumer_name, format_error
 from zvt_pipeline.errors import ZvtError
 from zvt_pipeline.eventstore.base import EventStore
-from zvt_pipeline.messages.envelope import Envelope
 from zvt_pipeline.messages.events import WorkflowFailed
 from zvt_pipeline.messages.types import utcnow
 from zvt_pipeline.step import Step, emit
-from zvt_pipeline.workflows.routing import Plan, plan_next, portfolio_completion
+from zvt_pipeline.workflows.run_step import StepOutcome, run_step
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +37,6 @@ class WorkerConfig:
     """Pending longer than this = its consumer is presumed dead; any worker may claim the entry."""
     max_deliveries: int = 5
     """After this many deliveries an entry goes to ``dlq:<step>``."""
-
-
-@dataclass
-class Outcome:
-    events: list[Envelope]
-    plan: Plan
 
 
 class StepWorker:
@@ -120,7 +113,7 @@ class StepWorker:
                 self._dead(commit, step_name, entry, "max_deliveries", self._last_error(entry))
                 continue
             try:
-                result = self.run_entry(step_name, step, entry)
+                result = self.run_entry(step, entry)
             except ZvtError as exc:
                 if exc.retryable:
                     self._remember_error(commit, entry, exc)
@@ -136,25 +129,12 @@ class StepWorker:
         self.processed += len(commit.acks)
         self.dead_lettered += len(commit.dead)
 
-    def run_entry(self, step_name: str, step: Step, entry: Entry) -> Outcome:
-        triggers = entry.triggers()
-        events: list[Envelope] = []
-        for trigger in triggers:
-            events += step.handle(trigger)
-        if step_name == "portfolio":
-            plan = portfolio_completion(triggers) if entry.completes else Plan()
-        else:
-            plan = plan_next(step_name, events)
-        completion = plan.completion(entry.run_id)
-        if completion is not None:
-            events += emit(triggers[-1], "workflow", [completion])
-        if events:
-            self.store.append(triggers[-1].stream_id, events)
-        return Outcome(events, plan)
+    def run_entry(self, step: Step, entry: Entry) -> StepOutcome:
+        return run_step(step, self.store, entry.triggers(), completes=entry.completes)
 
     # --- bookkeeping -----------------------------------------------------------------------------------
 
-    def _record(self, commit: Commit, step_name: str, entry: Entry, result: Outcome) -> None:
+    def _record(self, commit: Commit, step_name: str, entry: Entry, result: StepOutcome) -> None:
         commit.acks.append(entry.entry_id)
         plan = result.plan
         if plan.next_step:

@@ -46,7 +46,7 @@ def start_events(order: OrderSpec, run_id: str, invoker: str = "streams") -> lis
         run_id=run_id,
         client_order_id=order.client_order_id,
         account_id=order.account_id,
-        invoker=invoker,  # type: ignore[arg-type]
+        invoker=invoker,
     )
     return [
         Envelope.new(
