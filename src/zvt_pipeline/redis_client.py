@@ -7,6 +7,7 @@ listening on a unix socket next to its data file under ``ZVT_STATE_DIR``. Other 
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,35 @@ def _embedded_socket(state_dir: Path) -> str:
 def connect(settings: Settings, **kwargs: Any) -> redis.Redis:
     """A client speaking bytes (no decoding): the event store and the bus handle their own encoding."""
     kwargs.setdefault("health_check_interval", 30)
+    if settings.redis_url and settings.redis_auth_secret_arn and "password" not in kwargs:
+        kwargs.update(redis_auth_from_secret(settings))
     if settings.redis_url:
         try:
             return redis.Redis.from_url(settings.redis_url, **kwargs)
         except ValueError as exc:
             raise ConfigError(f"REDIS_URL: {exc}") from None
     return redis.Redis(unix_socket_path=_embedded_socket(settings.state_dir), **kwargs)
+
+
+def redis_auth_from_secret(settings: Settings) -> dict[str, str]:
+    """``password`` (and ``username``) for the client, from the secret ``ZVT_REDIS_AUTH_SECRET_ARN`` names."""
+    import boto3  # only deployments with an AUTH secret (ElastiCache) need it
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.session.Session().client(
+        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+    )
+    try:
+        value = client.get_secret_value(SecretId=settings.redis_auth_secret_arn)["SecretString"]
+    except (BotoCoreError, ClientError) as exc:
+        # Name the variable and the failure, never the secret's value.
+        raise ConfigError(f"ZVT_REDIS_AUTH_SECRET_ARN: cannot read the Redis AUTH token: {exc}") from None
+    if not value.lstrip().startswith("{"):
+        return {"password": value}
+    fields = json.loads(value)
+    if not isinstance(fields, dict) or not fields.get("password"):
+        raise ConfigError('ZVT_REDIS_AUTH_SECRET_ARN: the secret is JSON but has no "password"')
+    return {k: str(fields[k]) for k in ("password", "username") if fields.get(k)}
 
 
 def describe(settings: Settings) -> str:

@@ -168,8 +168,11 @@ class EventStoreContract:
 
             q: queue_mod.Queue[tuple[int, list[int], int]] = queue_mod.Queue()
             with ThreadPoolExecutor(writers) as pool:
-                for w in range(writers):
-                    pool.submit(_writer, store_factory, stream, w, per_writer, q)
+                futures = [
+                    pool.submit(_writer, store_factory, stream, w, per_writer, q) for w in range(writers)
+                ]
+            for future in futures:
+                future.result()  # a writer's exception fails the test instead of hanging it on q.get()
             results = [q.get() for _ in range(writers)]
         won = sorted(v for _, versions, _ in results for v in versions)
         # exactly one writer won each version, no version was lost or given twice

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from localstack_client.session import Session
-from moto import mock_aws
 
 from tests.contract.eventstore_contract import EventStoreContract, StoreFactory, price_event
 from zvt_pipeline.config import load_settings
@@ -86,22 +85,23 @@ class TestDynamoDBEventStoreMoto(DynamoDBExtras, EventStoreContract):
     concurrency = "thread"
 
     @pytest.fixture
-    def store_factory(self, aws_credentials: dict[str, str]) -> Iterator[StoreFactory]:
+    def store_factory(self, moto_in_process: None) -> StoreFactory:
         table = f"zvt-events-{uuid.uuid4().hex[:8]}"
-        with mock_aws():
-            create_table(boto3.session.Session().client("dynamodb", region_name=REGION), table)
-            yield functools.partial(make_moto_store, table)
+        create_table(boto3.session.Session().client("dynamodb", region_name=REGION), table)
+        return functools.partial(make_moto_store, table)
+
+
+@pytest.fixture(scope="module")
+def server_table(localstack_host: str) -> Iterator[str]:
+    """A table of its own on the moto server, shared by the tests of this module (streams are unique)."""
+    table = f"zvt-events-{uuid.uuid4().hex[:8]}"
+    client = Session(localstack_host=localstack_host, region_name=REGION).client("dynamodb")
+    create_table(client, table)
+    yield table
+    client.delete_table(TableName=table)
 
 
 class TestDynamoDBEventStoreMotoServer(DynamoDBExtras, EventStoreContract):
-    @pytest.fixture(scope="class")
-    def server_table(self, localstack_host: str) -> Iterator[str]:
-        table = f"zvt-events-{uuid.uuid4().hex[:8]}"
-        client = Session(localstack_host=localstack_host, region_name=REGION).client("dynamodb")
-        create_table(client, table)
-        yield table
-        client.delete_table(TableName=table)
-
     @pytest.fixture
     def store_factory(self, localstack_host: str, server_table: str) -> StoreFactory:
         return functools.partial(make_server_store, localstack_host, server_table)

@@ -89,7 +89,9 @@ def test_market_data_streams_are_bounded_by_maxlen(redis_client: redis.Redis, ke
     )
 
 
-def test_on_book_is_called_once_per_changed_symbol_after_the_write(redis_client: redis.Redis, keys: Keys) -> None:
+def test_on_book_is_called_once_per_changed_symbol_after_the_write(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
     seen: list[tuple[str, str, bool]] = []
 
     def on_book(venue: str, symbol: str) -> None:
@@ -133,7 +135,9 @@ def test_run_stops_on_the_stop_event(redis_client: redis.Redis, keys: Keys) -> N
         if calls == 3 * len(MARKETS):
             stop.set()
 
-    stats = MarketDataIngester(redis_client, keys, on_book=on_book).run(generator(), interval=0.001, stop_event=stop)
+    stats = MarketDataIngester(redis_client, keys, on_book=on_book).run(
+        generator(), interval=0.001, stop_event=stop
+    )
     assert stats.polls == 3
 
 

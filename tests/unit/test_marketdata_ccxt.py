@@ -55,8 +55,26 @@ TICKER = {
     "count": 76,
 }
 AGG_TRADES = [
-    {"a": 26129, "p": "60000.05", "q": "0.01000000", "f": 27781, "l": 27781, "T": 1717086399000, "m": False, "M": True},
-    {"a": 26130, "p": "60000.01", "q": "0.1", "f": 27782, "l": 27783, "T": 1717086399500, "m": True, "M": True},
+    {
+        "a": 26129,
+        "p": "60000.05",
+        "q": "0.01000000",
+        "f": 27781,
+        "l": 27781,
+        "T": 1717086399000,
+        "m": False,
+        "M": True,
+    },
+    {
+        "a": 26130,
+        "p": "60000.01",
+        "q": "0.1",
+        "f": 27782,
+        "l": 27783,
+        "T": 1717086399500,
+        "m": True,
+        "M": True,
+    },
 ]
 
 
@@ -136,9 +154,18 @@ def test_poll_parses_book_mark_and_trades_through_ccxt(exchange: Any, canned: Ca
     assert [lv.price for lv in book.asks] == [Decimal("60000.05"), Decimal("60000.1")]
     assert book.sequence == 1027024  # Binance's lastUpdateId
     assert isinstance(price, PriceUpdated)
-    assert (price.bid, price.ask, price.price) == (Decimal("60000.01"), Decimal("60000.05"), Decimal("60000.03"))
+    assert (price.bid, price.ask, price.price) == (
+        Decimal("60000.01"),
+        Decimal("60000.05"),
+        Decimal("60000.03"),
+    )
     assert isinstance(buy, TradeTick) and isinstance(sell, TradeTick)
-    assert (buy.trade_id, buy.side, buy.price, buy.amount) == ("26129", Side.BUY, Decimal("60000.05"), Decimal("0.01"))
+    assert (buy.trade_id, buy.side, buy.price, buy.amount) == (
+        "26129",
+        Side.BUY,
+        Decimal("60000.05"),
+        Decimal("0.01"),
+    )
     # Binance's "m" (buyer is maker) means the taker sold.
     assert (sell.trade_id, sell.side, sell.amount) == ("26130", Side.SELL, Decimal("0.1"))
     assert sell.timestamp.timestamp() == 1717086399.5
@@ -214,7 +241,12 @@ def test_watch_streams_books_from_a_ccxt_pro_exchange() -> None:
         await asyncio.sleep(0)
         updates[symbol] += 1
         base = 60000 if symbol == "BTC/USDT" else 3000
-        return {"bids": [[base - 0.01, 1.0]], "asks": [[base + 0.01, 2.0]], "timestamp": 1717086400000, "nonce": None}
+        return {
+            "bids": [[base - 0.01, 1.0]],
+            "asks": [[base + 0.01, 2.0]],
+            "timestamp": 1717086400000,
+            "nonce": None,
+        }
 
     pro.watch_order_book = watch_order_book
 

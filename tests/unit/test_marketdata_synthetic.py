@@ -6,6 +6,7 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -69,7 +70,7 @@ def _check_book(book: OrderBookUpdated, market: Market, cfg: SyntheticConfig) ->
         assert market.price_ok(lv.price), lv.price
         assert market.amount_ok(lv.amount), lv.amount
     for side in (bid_prices, ask_prices):
-        gaps = [abs(a - b) / market.price_step for a, b in zip(side, side[1:], strict=False)]
+        gaps = [abs(a - b) / market.price_step for a, b in pairwise(side)]
         assert all(1 <= g <= cfg.max_level_gap_ticks for g in gaps)
 
 

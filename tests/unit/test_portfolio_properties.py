@@ -77,7 +77,9 @@ def total_pnl(state: AccountState, marks: dict[tuple[str, str], D]) -> D:
 
 
 @given(fills=fill_lists(), data=st.data())
-def test_duplicates_and_any_grouping_give_the_same_state(fills: list[OrderExecuted], data: st.DataObject) -> None:
+def test_duplicates_and_any_grouping_give_the_same_state(
+    fills: list[OrderExecuted], data: st.DataObject
+) -> None:
     deliveries: list[OrderExecuted] = []
     for i, f in enumerate(fills):
         deliveries.append(f)

@@ -26,7 +26,11 @@ def fill(trade_id: str, side: Side, amount: str, price: str, account: str = "a1"
 
 
 def test_rebuild_folds_fills_and_deposits_per_account_skipping_the_rest() -> None:
-    f1, f2, f3 = fill("1", Side.BUY, "1", "100"), fill("2", Side.SELL, "2", "110"), fill("3", Side.BUY, "1", "5", "a2")
+    f1, f2, f3 = (
+        fill("1", Side.BUY, "1", "100"),
+        fill("2", Side.SELL, "2", "110"),
+        fill("3", Side.BUY, "1", "5", "a2"),
+    )
     events = [
         env(BalanceDeposited(account_id="a1", currency="USDT", amount=D(1000)), account_stream("a1")),
         env(f1),
@@ -42,7 +46,9 @@ def test_rebuild_folds_fills_and_deposits_per_account_skipping_the_rest() -> Non
 
 
 def test_diff_is_empty_for_equal_values_written_differently() -> None:
-    a = AccountState("a1", {("paper", "BTC/USDT"): Position(D("1.0"), D(100))}, {"USDT": D("5.00"), "BNB": D(0)})
+    a = AccountState(
+        "a1", {("paper", "BTC/USDT"): Position(D("1.0"), D(100))}, {"USDT": D("5.00"), "BNB": D(0)}
+    )
     b = AccountState("a1", {("paper", "BTC/USDT"): Position(D(1), D("100.000"))}, {"USDT": D(5)})
     assert diff({"a1": a}, {"a1": b}) == []
 
@@ -50,12 +56,18 @@ def test_diff_is_empty_for_equal_values_written_differently() -> None:
 def test_diff_names_every_difference() -> None:
     rebuilt = AccountState(
         "a1",
-        {("paper", "BTC/USDT"): Position(D(1), D(100), D(2), {"USDT": D(1)}, "t1"), ("paper", "ETH/USDT"): Position()},
+        {
+            ("paper", "BTC/USDT"): Position(D(1), D(100), D(2), {"USDT": D(1)}, "t1"),
+            ("paper", "ETH/USDT"): Position(),
+        },
         {"USDT": D(5)},
         frozenset({"paper|t1"}),
     )
     live = AccountState(
-        "a1", {("paper", "BTC/USDT"): Position(D(2), D(100), D(2), {}, "t2")}, {"USDT": D(6)}, frozenset({"paper|t2"})
+        "a1",
+        {("paper", "BTC/USDT"): Position(D(2), D(100), D(2), {}, "t2")},
+        {"USDT": D(6)},
+        frozenset({"paper|t2"}),
     )
     out = diff({"a1": rebuilt, "a3": AccountState("a3")}, {"a1": live, "a2": AccountState("a2")})
     assert out == [

@@ -22,7 +22,9 @@ def state(**balances: str) -> AccountState:
 
 
 def test_unrealized_equity_and_exposure() -> None:
-    v = value_account(state(USDT="1000", BNB="0.5"), {("paper", "BTC/USDT"): D(110), ("paper", "ETH/USDT"): D(12)})
+    v = value_account(
+        state(USDT="1000", BNB="0.5"), {("paper", "BTC/USDT"): D(110), ("paper", "ETH/USDT"): D(12)}
+    )
     assert v.quote_currency == "USDT"
     by_symbol = {p.symbol: p for p in v.positions}
     assert by_symbol["BTC/USDT"].unrealized_pnl == D(10)
@@ -52,7 +54,9 @@ def test_empty_account_defaults_to_usdt() -> None:
 
 
 def test_several_quote_currencies_are_refused() -> None:
-    s = AccountState("acc", positions={("paper", "BTC/USDT"): Position(D(1)), ("paper", "BTC/USDC"): Position(D(1))})
+    s = AccountState(
+        "acc", positions={("paper", "BTC/USDT"): Position(D(1)), ("paper", "BTC/USDC"): Position(D(1))}
+    )
     with pytest.raises(ValueError, match="several quote currencies"):
         value_account(s, {})
     with pytest.raises(ValueError, match="not quoted in USDT"):

@@ -109,7 +109,7 @@ class ExecutionConfig(_Config):
                     )
                 )
             secrets = SecretsConfig(
-                source=env.get("ZVT_SECRETS_SOURCE", "env"),  # type: ignore[arg-type]
+                source=env.get("ZVT_SECRETS_SOURCE", "env"),
                 aws_region=env.get("AWS_DEFAULT_REGION", "us-east-1"),
                 aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             )

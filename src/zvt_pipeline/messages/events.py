@@ -162,7 +162,8 @@ class PositionUpdated(Payload):
     """Signed: positive long, negative short."""
     avg_entry_price: NonNegative
     realized_pnl: Money
-    """Cumulative realized PnL of this position, in quote currency, net of quote-currency fees."""
+    """Cumulative realized PnL of this position, in quote currency, net of fees paid in quote or base
+    currency (a base-currency fee valued at the fill price)."""
     fees_paid: dict[str, NonNegative] = Field(default_factory=dict)
     balances: dict[str, Money] = Field(default_factory=dict)
     """Cash balances of the account after this fill, per currency."""

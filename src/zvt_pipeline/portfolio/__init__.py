@@ -6,6 +6,7 @@
 
 from zvt_pipeline.portfolio.engine import (
     AccountState,
+    Ledger,
     Position,
     PositionKey,
     apply_fill,
@@ -19,6 +20,7 @@ from zvt_pipeline.portfolio.valuation import AccountValue, PositionValue, value_
 __all__ = [
     "AccountState",
     "AccountValue",
+    "Ledger",
     "Position",
     "PositionKey",
     "PositionValue",

@@ -47,7 +47,8 @@ PositionKey = tuple[str, str]
 
 
 def canonical(value: Decimal) -> Decimal:
-    """At most 18 decimal places (rounded half-even), no trailing zeros, never exponent notation."""
+    """At most 18 decimal places (rounded half-even), no trailing zeros, no positive exponent (``100``,
+    not ``1E+2``). ``decimal_text`` gives the positional text to store."""
     with localcontext(DECIMAL_CONTEXT):
         exponent = value.as_tuple().exponent
         if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
@@ -58,6 +59,11 @@ def canonical(value: Decimal) -> Decimal:
         if value.as_tuple().exponent > 0:  # type: ignore[operator]
             value = value.quantize(Decimal(1))
         return value
+
+
+def decimal_text(value: Decimal) -> str:
+    """The stored text of a decimal: canonical and always positional (``0.00000001``, never ``1E-8``)."""
+    return format(canonical(value), "f")
 
 
 def position_field(venue: str, symbol: str) -> str:
@@ -134,61 +140,99 @@ def _trade(amount: Decimal, avg: Decimal, delta: Decimal, price: Decimal) -> tup
     return new_amount, new_avg, realized
 
 
+class Ledger:
+    """A mutable working copy of one account, for folding many events without copying the whole state per
+    event (``apply_fills``, ``rebuild``). ``freeze()`` hands back an immutable ``AccountState``."""
+
+    __slots__ = ("account_id", "applied", "balances", "positions")
+
+    def __init__(
+        self,
+        account_id: str,
+        positions: Mapping[PositionKey, Position] | None = None,
+        balances: Mapping[str, Decimal] | None = None,
+        applied: Iterable[str] = (),
+    ) -> None:
+        self.account_id = account_id
+        self.positions: dict[PositionKey, Position] = dict(positions or {})
+        self.balances: dict[str, Decimal] = dict(balances or {})
+        self.applied: set[str] = set(applied)
+
+    @classmethod
+    def of(cls, state: AccountState) -> Ledger:
+        return cls(state.account_id, state.positions, state.balances, state.applied_trades)
+
+    def apply(self, fill: OrderExecuted) -> bool:
+        """Apply ``fill``; ``False`` (and no change) if it was applied before."""
+        if fill.account_id != self.account_id:
+            raise InvalidMessage(
+                f"account_id: fill {fill.trade_id} is for {fill.account_id!r}, not {self.account_id!r}",
+                field="account_id",
+            )
+        key = fill_key(fill)
+        if key in self.applied:
+            return False
+        base, quote = split_symbol(fill.symbol)
+        fee_currency, fee_cost = fill.fee.currency, fill.fee.cost
+        base_fee = fee_cost if fee_currency == base else ZERO
+        quote_fee = fee_cost if fee_currency == quote else ZERO
+        with localcontext(DECIMAL_CONTEXT):
+            signed = fill.side.sign * fill.amount
+            old = self.positions.get((fill.venue, fill.symbol), Position())
+            amount, avg, realized = _trade(old.amount, old.avg_entry_price, signed - base_fee, fill.price)
+            fee_value = quote_fee + base_fee * fill.price
+            fees_paid = dict(old.fees_paid)
+            if fee_cost:
+                fees_paid[fee_currency] = canonical(fees_paid.get(fee_currency, ZERO) + fee_cost)
+            self.positions[(fill.venue, fill.symbol)] = Position(
+                amount=canonical(amount),
+                avg_entry_price=canonical(avg),
+                realized_pnl=canonical(old.realized_pnl + realized - fee_value),
+                fees_paid=fees_paid,
+                last_trade_id=fill.trade_id,
+            )
+            balances = self.balances
+            balances[quote] = canonical(balances.get(quote, ZERO) - signed * fill.price - quote_fee)
+            if fee_cost and fee_currency not in (base, quote):
+                balances[fee_currency] = canonical(balances.get(fee_currency, ZERO) - fee_cost)
+        self.applied.add(key)
+        return True
+
+    def deposit(self, currency: str, amount: Decimal) -> None:
+        with localcontext(DECIMAL_CONTEXT):
+            self.balances[currency] = canonical(self.balances.get(currency, ZERO) + amount)
+
+    def freeze(self) -> AccountState:
+        return AccountState(
+            self.account_id, dict(self.positions), dict(self.balances), frozenset(self.applied)
+        )
+
+
 def apply_fill(state: AccountState, fill: OrderExecuted) -> AccountState:
     """The account after ``fill``; ``state`` itself if the fill was applied before (same ``fill_key``)."""
-    if fill.account_id != state.account_id:
-        raise InvalidMessage(
-            f"account_id: fill {fill.trade_id} is for {fill.account_id!r}, not {state.account_id!r}",
-            field="account_id",
-        )
-    key = fill_key(fill)
-    if key in state.applied_trades:
+    if fill.account_id == state.account_id and fill_key(fill) in state.applied_trades:
         return state
-    base, quote = split_symbol(fill.symbol)
-    fee_currency, fee_cost = fill.fee.currency, fill.fee.cost
-    base_fee = fee_cost if fee_currency == base else ZERO
-    quote_fee = fee_cost if fee_currency == quote else ZERO
-    with localcontext(DECIMAL_CONTEXT):
-        signed = fill.side.sign * fill.amount
-        old = state.position(fill.venue, fill.symbol)
-        amount, avg, realized = _trade(old.amount, old.avg_entry_price, signed - base_fee, fill.price)
-        fee_value = quote_fee + base_fee * fill.price
-        fees_paid = dict(old.fees_paid)
-        if fee_cost:
-            fees_paid[fee_currency] = fees_paid.get(fee_currency, ZERO) + fee_cost
-        position = Position(
-            amount=canonical(amount),
-            avg_entry_price=canonical(avg),
-            realized_pnl=canonical(old.realized_pnl + realized - fee_value),
-            fees_paid=fees_paid,
-            last_trade_id=fill.trade_id,
-        )
-        balances = dict(state.balances)
-        balances[quote] = canonical(balances.get(quote, ZERO) - signed * fill.price - quote_fee)
-        if fee_cost and fee_currency not in (base, quote):
-            balances[fee_currency] = canonical(balances.get(fee_currency, ZERO) - fee_cost)
-    positions = dict(state.positions)
-    positions[(fill.venue, fill.symbol)] = position
+    # The applied-trade set grows with history: it is not copied into the ledger, only extended at the end.
+    ledger = Ledger(state.account_id, state.positions, state.balances)
+    ledger.apply(fill)
     return AccountState(
-        account_id=state.account_id,
-        positions=positions,
-        balances=balances,
-        applied_trades=state.applied_trades | {key},
+        state.account_id, ledger.positions, ledger.balances, state.applied_trades | ledger.applied
     )
 
 
 def apply_fills(state: AccountState, fills: Iterable[OrderExecuted]) -> AccountState:
+    """Fold ``fills`` into ``state`` (duplicates skipped); linear in the number of fills."""
+    ledger = Ledger.of(state)
     for fill in fills:
-        state = apply_fill(state, fill)
-    return state
+        ledger.apply(fill)
+    return ledger.freeze()
 
 
 def deposit(state: AccountState, currency: str, amount: Decimal) -> AccountState:
     """Cash in (a negative ``amount`` takes cash out)."""
-    with localcontext(DECIMAL_CONTEXT):
-        balances = dict(state.balances)
-        balances[currency] = canonical(balances.get(currency, ZERO) + amount)
-    return AccountState(state.account_id, state.positions, balances, state.applied_trades)
+    ledger = Ledger(state.account_id, balances=state.balances)
+    ledger.deposit(currency, amount)
+    return AccountState(state.account_id, state.positions, ledger.balances, state.applied_trades)
 
 
 def position_updated(state: AccountState, fill: OrderExecuted) -> PositionUpdated:

@@ -27,16 +27,18 @@ def account_stream(account_id: str) -> str:
 
 def rebuild(events: Iterable[Envelope]) -> Portfolio:
     """Fold the portfolio events of ``events`` (in global order) into per-account states."""
-    accounts: Portfolio = {}
+    ledgers: dict[str, engine.Ledger] = {}
     for envelope in events:
         payload = envelope.payload
-        if isinstance(payload, OrderExecuted):
-            state = accounts.get(payload.account_id) or AccountState(payload.account_id)
-            accounts[payload.account_id] = engine.apply_fill(state, payload)
-        elif isinstance(payload, BalanceDeposited):
-            state = accounts.get(payload.account_id) or AccountState(payload.account_id)
-            accounts[payload.account_id] = engine.deposit(state, payload.currency, payload.amount)
-    return accounts
+        if isinstance(payload, OrderExecuted | BalanceDeposited):
+            ledger = ledgers.get(payload.account_id)
+            if ledger is None:
+                ledger = ledgers[payload.account_id] = engine.Ledger(payload.account_id)
+            if isinstance(payload, OrderExecuted):
+                ledger.apply(payload)
+            else:
+                ledger.deposit(payload.currency, payload.amount)
+    return {account: ledger.freeze() for account, ledger in ledgers.items()}
 
 
 def _position_diff(where: str, rebuilt: Position, live: Position) -> list[str]:

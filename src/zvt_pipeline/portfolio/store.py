@@ -38,7 +38,7 @@ import redis
 from zvt_pipeline.errors import RetryableError, StoreUnavailable
 from zvt_pipeline.messages.events import BalanceDeposited, OrderExecuted, PositionUpdated
 from zvt_pipeline.portfolio import engine
-from zvt_pipeline.portfolio.engine import AccountState, Position, PositionKey
+from zvt_pipeline.portfolio.engine import AccountState, Position, PositionKey, decimal_text
 from zvt_pipeline.state.keys import Keys
 
 
@@ -55,10 +55,10 @@ def _text(value: bytes | str) -> str:
 def encode_position(pos: Position) -> bytes:
     return orjson.dumps(
         {
-            "amount": str(pos.amount),
-            "avg_entry_price": str(pos.avg_entry_price),
-            "realized_pnl": str(pos.realized_pnl),
-            "fees_paid": {c: str(a) for c, a in sorted(pos.fees_paid.items())},
+            "amount": decimal_text(pos.amount),
+            "avg_entry_price": decimal_text(pos.avg_entry_price),
+            "realized_pnl": decimal_text(pos.realized_pnl),
+            "fees_paid": {c: decimal_text(a) for c, a in sorted(pos.fees_paid.items())},
             "last_trade_id": pos.last_trade_id,
         }
     )
@@ -110,7 +110,7 @@ class PortfolioStore:
             update = engine.position_updated(after, fill)
             pipe.multi()
             pipe.hset(pos_key, field, encode_position(after.position(fill.venue, fill.symbol)))
-            pipe.hset(bal_key, mapping={c: str(a) for c, a in after.balances.items()})
+            pipe.hset(bal_key, mapping={c: decimal_text(a) for c, a in after.balances.items()})
             pipe.sadd(applied_key, member)
             pipe.hset(self.keys.fill_results(account), member, update.model_dump_json())
             pipe.sadd(self.keys.accounts, account)
@@ -129,7 +129,7 @@ class PortfolioStore:
             state = AccountState(account_id, balances=_decimal_hash(pipe.hgetall(bal_key)))
             after = engine.deposit(state, event.currency, event.amount)
             pipe.multi()
-            pipe.hset(bal_key, event.currency, str(after.balances[event.currency]))
+            pipe.hset(bal_key, event.currency, decimal_text(after.balances[event.currency]))
             pipe.sadd(self.keys.accounts, account_id)
             pipe.execute()
 
@@ -155,7 +155,9 @@ class PortfolioStore:
                     },
                 )
             if state.balances:
-                pipe.hset(keys.balance(account), mapping={c: str(a) for c, a in state.balances.items()})
+                pipe.hset(
+                    keys.balance(account), mapping={c: decimal_text(a) for c, a in state.balances.items()}
+                )
             if state.applied_trades:
                 pipe.sadd(keys.applied_trades(account), *sorted(state.applied_trades))
             pipe.sadd(keys.accounts, account)

@@ -149,11 +149,25 @@ class RiskConfigSource:
 
     def __init__(
         self,
-        loader: Callable[[], RiskConfig],
+        client: redis.Redis | None = None,
+        keys: Keys | None = None,
         *,
+        path: str | Path | None = None,
+        loader: Callable[[], RiskConfig] | None = None,
         refresh_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Where the config comes from, first match wins: ``loader``, the file at ``path``, the Redis key
+        ``keys.risk_config`` through ``client`` (the usual deployment), else the fixed defaults.
+        ``refresh_seconds`` (default 5) bounds how long an edit takes to apply."""
+        if loader is None:
+            if path is not None:
+                loader = _file_loader(Path(path))
+            elif client is not None:
+                loader = _redis_loader(client, keys or Keys())
+            else:
+                fixed = RiskConfig()
+                loader = lambda: fixed  # noqa: E731
         self._loader = loader
         self._refresh = refresh_seconds
         self._monotonic = monotonic
@@ -165,37 +179,17 @@ class RiskConfigSource:
     def static(cls, config: RiskConfig | None = None) -> RiskConfigSource:
         """A fixed config (tests, embedded use)."""
         fixed = config or RiskConfig()
-        return cls(lambda: fixed, refresh_seconds=float("inf"))
+        return cls(loader=lambda: fixed, refresh_seconds=float("inf"))
 
     @classmethod
     def from_file(cls, path: str | Path, *, refresh_seconds: float = 5.0, **kwargs: Any) -> RiskConfigSource:
-        file = Path(path)
-
-        def load() -> RiskConfig:
-            try:
-                raw = file.read_bytes()
-            except OSError as exc:
-                raise ConfigError(f"risk config file {file}: {exc.strerror or exc}") from None
-            return parse_risk_config(raw, source=f"risk config file {file}")
-
-        return cls(load, refresh_seconds=refresh_seconds, **kwargs)
+        return cls(path=path, refresh_seconds=refresh_seconds, **kwargs)
 
     @classmethod
     def from_redis(
         cls, client: redis.Redis, keys: Keys, *, refresh_seconds: float = 5.0, **kwargs: Any
     ) -> RiskConfigSource:
-        key = keys.risk_config
-
-        def load() -> RiskConfig:
-            try:
-                raw = client.get(key)
-            except redis.RedisError as exc:
-                raise StoreUnavailable(f"redis: reading the risk config at {key}: {exc}") from exc
-            if raw is None:
-                return RiskConfig()
-            return parse_risk_config(raw, source=f"risk config at redis key {key}")
-
-        return cls(load, refresh_seconds=refresh_seconds, **kwargs)
+        return cls(client, keys, refresh_seconds=refresh_seconds, **kwargs)
 
     def get(self) -> RiskConfig:
         now = self._monotonic()
@@ -210,6 +204,32 @@ class RiskConfigSource:
                 log.error("risk config reload failed, keeping the last good config: %s", exc)
             self._loaded_at = now
             return self._config
+
+
+def _file_loader(file: Path) -> Callable[[], RiskConfig]:
+    def load() -> RiskConfig:
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"risk config file {file}: {exc.strerror or exc}") from None
+        return parse_risk_config(raw, source=f"risk config file {file}")
+
+    return load
+
+
+def _redis_loader(client: redis.Redis, keys: Keys) -> Callable[[], RiskConfig]:
+    key = keys.risk_config
+
+    def load() -> RiskConfig:
+        try:
+            raw = client.get(key)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: reading the risk config at {key}: {exc}") from exc
+        if raw is None:
+            return RiskConfig()
+        return parse_risk_config(raw, source=f"risk config at redis key {key}")
+
+    return load
 
 
 def save_risk_config(client: redis.Redis, keys: Keys, config: RiskConfig) -> None:

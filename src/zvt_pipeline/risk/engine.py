@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 from typing import Literal
 
 from zvt_pipeline.markets import Market
@@ -50,7 +50,7 @@ from zvt_pipeline.messages.commands import OrderSpec
 from zvt_pipeline.messages.events import Reservation
 from zvt_pipeline.messages.types import MAX_DECIMAL_PLACES, OrderType, Side, TradingState
 from zvt_pipeline.risk.config import RiskConfig, RiskLimits
-from zvt_pipeline.risk.snapshot import ZERO, RiskSnapshot
+from zvt_pipeline.risk.snapshot import EXACT, ZERO, RiskSnapshot
 
 HeldAgainst = Literal["cash", "position"]
 
@@ -83,8 +83,8 @@ def fmt(value: Decimal) -> str:
     """Exact decimal text, no exponent, no trailing zeros: ``70000``, ``0.0015``."""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
-    return text
+    # normalize() rounds to the context's precision: use ours, not the default 28 digits.
+    return format(value.normalize(EXACT), "f")
 
 
 def pct(value: Decimal) -> str:
@@ -140,7 +140,9 @@ class RiskEngine:
     def check(self, order: OrderSpec, snapshot: RiskSnapshot, now: datetime) -> RiskDecision:
         passed: list[str] = []
         try:
-            return _Check(self, order, snapshot, now, passed).run()
+            # Products of 18-place decimals need more than the default 28 significant digits to stay exact.
+            with localcontext(EXACT):
+                return _Check(self, order, snapshot, now, passed).run()
         except Rejection as rej:
             return RiskDecision(
                 approved=False, checks=tuple(passed), rule=rej.rule, reason=rej.reason, details=rej.details
@@ -260,7 +262,9 @@ class _Check:
 
     def _market_active(self) -> None:
         if not self._m.active:
-            raise self._reject("market_active", f"market {self.order.symbol} is not active", symbol=self.order.symbol)
+            raise self._reject(
+                "market_active", f"market {self.order.symbol} is not active", symbol=self.order.symbol
+            )
 
     def _amount_precision(self) -> None:
         if not self._m.amount_ok(self.order.amount):

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
 
 import redis
@@ -45,11 +45,10 @@ from zvt_pipeline.errors import RetryableError, StoreUnavailable
 from zvt_pipeline.messages.commands import OrderSpec
 from zvt_pipeline.messages.events import Reservation
 from zvt_pipeline.messages.types import MAX_DECIMAL_PLACES
-from zvt_pipeline.risk.engine import HeldAgainst, fmt
+from zvt_pipeline.risk.engine import EXACT, HeldAgainst, fmt
 from zvt_pipeline.risk.snapshot import ZERO, parse_positions, to_decimal
 from zvt_pipeline.state.keys import Keys
 
-EXACT = Context(prec=80)
 _QUANTUM = Decimal(1).scaleb(-MAX_DECIMAL_PLACES)
 
 VALIDATED = "validated"
@@ -216,7 +215,7 @@ class Reservations:
                 pipe.unwatch()
                 return prior
 
-            passed = list(checks) + ["duplicate_client_order_id"]
+            passed = [*checks, "duplicate_client_order_id"]
             if rate_limit is not None:
                 count = int(rate[0])
                 if count >= rate_limit.max_orders:
@@ -373,7 +372,9 @@ class Reservations:
 
     # --- release -----------------------------------------------------------------------------------------
 
-    def release_fill(self, coid: str, filled_amount: Decimal, order_amount: Decimal, trade_id: str) -> Decimal:
+    def release_fill(
+        self, client_order_id: str, filled_amount: Decimal, order_amount: Decimal, trade_id: str
+    ) -> Decimal:
         """Give back the share of the reservation a fill used: ``initial * filled_amount / order_amount``
         (rounded down to 18 places, capped at what remains). Once per ``trade_id``: a repeated call
         releases nothing and returns 0. Returns the amount released by this call (0 if the order has no
@@ -384,12 +385,12 @@ class Reservations:
         def share(initial: Decimal, remaining: Decimal) -> Decimal:
             return min(_quantize_down(initial * filled_amount / order_amount), remaining)
 
-        return self._release(coid, f"fill:{trade_id}", share)
+        return self._release(client_order_id, f"fill:{trade_id}", share)
 
-    def release_all(self, coid: str, reason_key: str) -> Decimal:
+    def release_all(self, client_order_id: str, reason_key: str) -> Decimal:
         """Give back everything that remains (the order was rejected, canceled, failed or fully filled).
         Once per ``reason_key``. Returns the amount released by this call."""
-        return self._release(coid, f"all:{reason_key}", lambda _initial, remaining: remaining)
+        return self._release(client_order_id, f"all:{reason_key}", lambda _initial, remaining: remaining)
 
     def _release(self, coid: str, marker: str, amount_of: Callable[[Decimal, Decimal], Decimal]) -> Decimal:
         rsv_key = self._keys.reservation(coid)
@@ -425,9 +426,9 @@ class Reservations:
 
     # --- reads -------------------------------------------------------------------------------------------
 
-    def outstanding(self, coid: str) -> Decimal:
+    def outstanding(self, client_order_id: str) -> Decimal:
         """What the order still holds (0 if it has no reservation)."""
-        return to_decimal(self._client.hget(self._keys.reservation(coid), "remaining")) or ZERO
+        return to_decimal(self._client.hget(self._keys.reservation(client_order_id), "remaining")) or ZERO
 
     def reservation_state(self, coid: str) -> dict[str, str]:
         """The raw reservation hash (for inspection and tests)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import orjson
@@ -32,6 +32,9 @@ from zvt_pipeline.messages.types import TradingState
 from zvt_pipeline.state.keys import Keys
 
 ZERO = Decimal(0)
+EXACT = Context(prec=80)
+"""Arithmetic context for money: sums and products of 38-digit decimals stay exact (the default context
+keeps only 28 significant digits)."""
 GLOBAL_STATE_FIELD = "*"
 
 _SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
@@ -72,11 +75,13 @@ class RiskSnapshot:
         if self.mark is not None:
             return self.mark
         if self.best_bid is not None and self.best_ask is not None:
-            return (self.best_bid + self.best_ask) / 2
+            with localcontext(EXACT):
+                return (self.best_bid + self.best_ask) / 2
         return None
 
     def free(self, currency: str) -> Decimal:
-        return self.balances.get(currency, ZERO) - self.reserved.get(currency, ZERO)
+        with localcontext(EXACT):
+            return self.balances.get(currency, ZERO) - self.reserved.get(currency, ZERO)
 
 
 # --- pure parsing helpers (unit-tested without Redis) ----------------------------------------------------
@@ -181,13 +186,14 @@ def build_snapshot(
 
     position = ZERO
     gross = ZERO
-    for (venue, symbol), (amount, avg_entry) in positions.items():
-        if symbol == order.symbol:
-            position += amount
-            value_at = mark
-        else:
-            value_at = pick_mark(marks, symbol, venue)
-        gross += abs(amount) * (value_at if value_at is not None else avg_entry)
+    with localcontext(EXACT):
+        for (venue, symbol), (amount, avg_entry) in positions.items():
+            if symbol == order.symbol:
+                position += amount
+                value_at = mark
+            else:
+                value_at = pick_mark(marks, symbol, venue)
+            gross += abs(amount) * (value_at if value_at is not None else avg_entry)
 
     return RiskSnapshot(
         global_state=parse_state(states[0], TradingState.ACTIVE) or TradingState.ACTIVE,

@@ -92,6 +92,10 @@ class Keys:
         """Sorted set: client order ids of resting paper limit orders, scored by creation time."""
         return f"{self.prefix}paper:{venue}:resting:{symbol}"
 
+    def route_decision(self, client_order_id: str) -> str:
+        """String: the execute step's first routing decision for an order (JSON), reused by re-runs."""
+        return f"{self.prefix}route:{client_order_id}"
+
     def venue_health(self, venue: str) -> str:
         """Hash: circuit breaker state of a venue (failures, opened_at)."""
         return f"{self.prefix}venue_health:{venue}"
@@ -108,6 +112,11 @@ class Keys:
     @property
     def accounts(self) -> str:
         return f"{self.prefix}accounts"
+
+    @property
+    def equity_peaks(self) -> str:
+        """Hash: account id -> highest equity seen by ``risk.monitor`` (its drawdown reference)."""
+        return f"{self.prefix}risk:equity_peak"
 
 
 # Value formats shared by the components (all decimals are stored as their exact decimal text):
