@@ -5,6 +5,8 @@ Everything heavy is created lazily, so a Lambda that only needs the risk step ne
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ from zvt_pipeline.state.keys import Keys
 
 if TYPE_CHECKING:
     from zvt_pipeline.bus.streams import StreamBus
+    from zvt_pipeline.execution.step import ExecuteStep
     from zvt_pipeline.step import Step
 
 
@@ -30,7 +33,7 @@ class Runtime:
     keys: Keys
     store: EventStore
     markets: dict[str, Market] = field(default_factory=load_markets_file)
-    venue_options: dict[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Runtime:
@@ -59,10 +62,12 @@ class Runtime:
         return RiskStep(self.client, self.keys, source, self.markets)
 
     @cached_property
-    def execute_step(self) -> Step:
-        from zvt_pipeline.execution.step import ExecuteStep
+    def execute_step(self) -> ExecuteStep:
+        from zvt_pipeline.execution import build_execute_step
+        from zvt_pipeline.execution.config import ExecutionConfig
 
-        return ExecuteStep.from_runtime(self)  # type: ignore[attr-defined,no-any-return]
+        # The composition root is where the environment is read (venues, exchange keys), once.
+        return build_execute_step(self.client, self.keys, ExecutionConfig.from_env(self.env), self.env)
 
     @cached_property
     def portfolio_step(self) -> Step:

@@ -27,9 +27,9 @@ def cli(ctx: click.Context) -> None:
 
 def _register() -> None:
     # Imported here so that each command module stays small and `--help` stays fast.
-    from zvt_pipeline.cli import commands_ops, commands_orders, commands_state
+    from zvt_pipeline.cli import commands_demo, commands_ops, commands_orders, commands_state
 
-    for module in (commands_orders, commands_state, commands_ops):
+    for module in (commands_demo, commands_orders, commands_state, commands_ops):
         for command in module.COMMANDS:
             cli.add_command(command)
 

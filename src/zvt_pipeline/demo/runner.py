@@ -20,6 +20,7 @@ from zvt_pipeline.messages.envelope import Envelope
 from zvt_pipeline.messages.types import split_symbol
 from zvt_pipeline.portfolio.store import PortfolioStore
 from zvt_pipeline.portfolio.valuation import value_account
+from zvt_pipeline.risk.config import RiskConfig, RiskLimits, save_risk_config
 from zvt_pipeline.runtime import Runtime
 from zvt_pipeline.workflows.resting_fills import RestingFillRouter
 from zvt_pipeline.workflows.streams_runner import WorkerConfig
@@ -51,6 +52,20 @@ def reset(runtime: Runtime) -> int:
     return int(deleted)
 
 
+def demo_risk_config() -> RiskConfig:
+    """Desk-style limits: the demo's bad intents hit them by name; ordinary flow passes."""
+    return RiskConfig(
+        defaults=RiskLimits(
+            max_order_notional=Decimal(250_000),
+            max_position_notional=Decimal(1_500_000),
+            max_gross_exposure=Decimal(4_000_000),
+            # The demo submits thousands of orders in seconds from three accounts.
+            max_orders_per_window=20_000,
+            price_band_pct=Decimal("0.05"),
+        )
+    )
+
+
 def fund(runtime: Runtime, config: DemoConfig) -> None:
     portfolio = PortfolioStore(runtime.client, runtime.keys)
     for account in config.accounts:
@@ -69,7 +84,9 @@ class MarketDataThread(threading.Thread):
         super().__init__(name="marketdata", daemon=True)
         from zvt_pipeline.marketdata.config import SyntheticConfig
 
-        self.source = SyntheticMarketData(runtime.markets, SyntheticConfig(seed=config.seed + 1))
+        # Deeper levels than the default so that a burst of market orders rarely empties a book.
+        md_config = SyntheticConfig(seed=config.seed + 1, level_notional=Decimal(40_000))
+        self.source = SyntheticMarketData(runtime.markets, md_config)
         venue = PaperVenue(runtime.client, runtime.keys, markets=runtime.markets, seed=config.seed)
         self.router = RestingFillRouter(venue, runtime.bus, runtime.store)
         self.ingester = MarketDataIngester(runtime.client, runtime.keys, on_book=self.router.on_book)
@@ -102,6 +119,7 @@ def run_demo(
     if not keep:
         reset(runtime)
     runtime.bus.ensure_groups()
+    save_risk_config(runtime.client, runtime.keys, demo_risk_config())
     md = MarketDataThread(runtime, config)
     md.seed()
     fund(runtime, config)

@@ -46,8 +46,12 @@ class HatchetDeps:
         return self.venue_map
 
     @classmethod
-    def from_runtime(cls, runtime: Runtime, config: HatchetConfig | None = None, **kwargs: Any) -> HatchetDeps:
-        return cls(runtime=runtime, invoker=create_invoker(runtime), config=config or HatchetConfig(), **kwargs)
+    def from_runtime(
+        cls, runtime: Runtime, config: HatchetConfig | None = None, **kwargs: Any
+    ) -> HatchetDeps:
+        return cls(
+            runtime=runtime, invoker=create_invoker(runtime), config=config or HatchetConfig(), **kwargs
+        )
 
 
 def deps_of(ctx: Any) -> HatchetDeps:

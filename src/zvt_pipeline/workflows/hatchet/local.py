@@ -44,7 +44,10 @@ class InProcessChildRunner:
         self.canceled: list[str] = []
 
     async def start(self, inp: PlaceOrderInput) -> Any:
-        return (inp, asyncio.ensure_future(asyncio.to_thread(run_place_order_locally, self.pw, self.deps, inp)))
+        return (
+            inp,
+            asyncio.ensure_future(asyncio.to_thread(run_place_order_locally, self.pw, self.deps, inp)),
+        )
 
     async def wait(self, handle: Any, run_id: str, timeout: float) -> str:
         _, fut = handle

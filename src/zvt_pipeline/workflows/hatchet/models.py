@@ -66,7 +66,9 @@ class RebalanceInput(Model):
     targets: dict[Symbol, Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]]
     venue: VenueId = "paper"
     quote_currency: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")] = "USDT"
-    run_id: Annotated[str, Field(min_length=1, max_length=64)] = Field(default_factory=lambda: uuid.uuid4().hex)
+    run_id: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default_factory=lambda: uuid.uuid4().hex
+    )
 
 
 class PlannedOrderModel(Model):

@@ -111,7 +111,9 @@ def run_task(
         if exc.retryable:
             record_progress(rt.client, rt.keys, run_id, **error_fields(exc, attempt))
         else:
-            fail_run(deps, run_id, PROGRESS_STEP[step], triggers[-1], exc.code, f"{type(exc).__name__}: {exc}")
+            fail_run(
+                deps, run_id, PROGRESS_STEP[step], triggers[-1], exc.code, f"{type(exc).__name__}: {exc}"
+            )
         raise
     except Exception as exc:  # a bug or an outage: Hatchet retries, then on_failure records the failure
         record_progress(rt.client, rt.keys, run_id, **error_fields(exc, attempt))

@@ -10,6 +10,7 @@ Child runs get deterministic run ids and client order ids (from the rebalance ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,13 +140,13 @@ async def run_phase(
         for n, (o, h) in enumerate(handles):
             outcome = await runner.wait(h, o.run_id, timeout)
             pending.pop(n)
-            results.append(ChildResult(run_id=o.run_id, client_order_id=o.order.client_order_id, outcome=outcome))
+            results.append(
+                ChildResult(run_id=o.run_id, client_order_id=o.order.client_order_id, outcome=outcome)
+            )
     except BaseException:
         for _, h in pending.values():
-            try:
+            with contextlib.suppress(Exception):  # best effort: the child's own timeout bounds it
                 await runner.cancel(h)
-            except Exception:  # best effort: the child's own timeout bounds it anyway
-                pass
         raise
     return results
 
@@ -169,7 +170,7 @@ def record_rebalanced(
         targets=targets,
         achieved={s: achieved.get(s, Decimal(0)) for s in sorted(set(targets) | set(achieved))},
         orders=tuple(c.client_order_id for c in children),
-        status=status,  # type: ignore[arg-type]
+        status=status,
     )
     stream = f"account-{inp.account_id}"
     rt.store.append(

@@ -51,7 +51,9 @@ class RebalancePlan:
         return self.sells + self.buys
 
 
-def weights(holdings: Mapping[str, Decimal], marks: Mapping[str, Decimal], cash: Decimal) -> dict[str, Decimal]:
+def weights(
+    holdings: Mapping[str, Decimal], marks: Mapping[str, Decimal], cash: Decimal
+) -> dict[str, Decimal]:
     """Weight of each marked holding in equity (``cash + sum(holding * mark)``)."""
     values = {s: a * marks[s] for s, a in holdings.items() if s in marks and a != 0}
     equity = cash + sum(values.values(), ZERO)

@@ -86,10 +86,14 @@ def compare(record: OrderRecord, venue_order: VenueOrder | None, venue: str) -> 
         )
     extra = sorted(record.trade_ids - venue_trades)
     if extra:
-        return ReconcileFinding(**base, kind="extra_fills", detail=f"fills not reported by the venue: {extra}")
+        return ReconcileFinding(
+            **base, kind="extra_fills", detail=f"fills not reported by the venue: {extra}"
+        )
     if not record.submitted:
         return ReconcileFinding(
-            **base, kind="status", detail=f"the venue has the order ({venue_order.status}), the store no submit"
+            **base,
+            kind="status",
+            detail=f"the venue has the order ({venue_order.status}), the store no submit",
         )
     return None
 
@@ -110,7 +114,9 @@ def order_records(deps: HatchetDeps, inp: ScheduledInput) -> list[OrderRecord]:
             OrderRecord(
                 routed=env,
                 submitted=any(isinstance(e.payload, OrderSubmitted) for e in events),
-                trade_ids=frozenset(e.payload.trade_id for e in events if isinstance(e.payload, OrderExecuted)),
+                trade_ids=frozenset(
+                    e.payload.trade_id for e in events if isinstance(e.payload, OrderExecuted)
+                ),
             )
         )
     return records
@@ -126,7 +132,11 @@ def detect_body(
         venue = venues.get(routed.venue)
         if venue is None:
             continue
-        finding = compare(record, venue.fetch_order_by_client_id(routed.order.symbol, routed.order.client_order_id), venue.id)
+        finding = compare(
+            record,
+            venue.fetch_order_by_client_id(routed.order.symbol, routed.order.client_order_id),
+            venue.id,
+        )
         if finding is not None:
             findings.append(finding)
     report = ReconcileReport(reconcile_id=reconcile_id, checked_orders=len(records), findings=findings)
@@ -151,7 +161,7 @@ def halt(deps: HatchetDeps, report: ReconcileReport) -> None:
                 severity="critical",
                 source=NAME,
                 message=f"account {account} halted: venue and event store disagree; approve with event "
-                f"{APPROVAL_EVENT} {{\"reconcile_id\": \"{report.reconcile_id}\"}}",
+                f'{APPROVAL_EVENT} {{"reconcile_id": "{report.reconcile_id}"}}',
                 account_id=account,
                 details={f.client_order_id: f"{f.kind}: {f.detail}"[:500] for f in mine},
             ),
@@ -172,7 +182,10 @@ def halt(deps: HatchetDeps, report: ReconcileReport) -> None:
 
 
 def book_corrections(
-    deps: HatchetDeps, venues: Mapping[str, Venue], report: ReconcileReport, approval: ReconcileApproval | None
+    deps: HatchetDeps,
+    venues: Mapping[str, Venue],
+    report: ReconcileReport,
+    approval: ReconcileApproval | None,
 ) -> ReconcileOutput:
     """After the operator approved: book the venue's missing fills (its own trade ids) and apply them."""
     if not report.mismatch:
@@ -194,7 +207,8 @@ def _missing_fills(deps: HatchetDeps, venue: Venue, finding: ReconcileFinding) -
     store = deps.runtime.store
     stream = order_stream(finding.client_order_id)
     routed = next(e for e in reversed(store.read(stream)) if isinstance(e.payload, OrderRouted))
-    order = routed.payload.order  # type: ignore[union-attr]
+    assert isinstance(routed.payload, OrderRouted)
+    order = routed.payload.order
     venue_order = venue.fetch_order_by_client_id(order.symbol, order.client_order_id)
     if venue_order is None:
         return []
@@ -278,7 +292,9 @@ def define(hatchet: Hatchet, config: HatchetConfig) -> ReconcileWorkflow:
 
     from zvt_pipeline.workflows.hatchet.place_order import guarded
 
-    wf = hatchet.workflow(name=NAME, input_validator=ScheduledInput, on_crons=[config.reconcile_cron], concurrency=1)
+    wf = hatchet.workflow(
+        name=NAME, input_validator=ScheduledInput, on_crons=[config.reconcile_cron], concurrency=1
+    )
     timeout = config.approval_timeout_hours * 3600
 
     @wf.task(execution_timeout=timedelta(minutes=5), retries=2)

@@ -47,7 +47,10 @@ def assess(value: AccountValue, peak: Decimal, config: HatchetConfig) -> list[Br
     out: list[Breach] = []
     if peak > 0 and value.equity < peak:
         drawdown = (peak - value.equity) / peak
-        for pct, state in ((config.max_drawdown_pct, TradingState.HALTED), (config.reduce_drawdown_pct, TradingState.REDUCING)):
+        for pct, state in (
+            (config.max_drawdown_pct, TradingState.HALTED),
+            (config.reduce_drawdown_pct, TradingState.REDUCING),
+        ):
             if drawdown >= pct:
                 out.append(
                     Breach(
@@ -114,7 +117,9 @@ def check_account(deps: HatchetDeps, account_id: str, check_id: str) -> list[Bre
             account_id=account_id,
             details={b.rule: b.reason for b in breaches},
         ),
-        TradingStateChanged(state=worst.action, account_id=account_id, reason=f"{worst.rule}: {worst.reason}"),
+        TradingStateChanged(
+            state=worst.action, account_id=account_id, reason=f"{worst.rule}: {worst.reason}"
+        ),
     ]
     events = [
         Envelope.new(
@@ -137,7 +142,9 @@ def monitor_body(deps: HatchetDeps, inp: ScheduledInput, check_id: str) -> RiskM
     found = []
     for account in accounts:
         for b in check_account(deps, account, check_id):
-            found.append({"account_id": account, "rule": b.rule, "action": b.action.value, "reason": b.reason})
+            found.append(
+                {"account_id": account, "rule": b.rule, "action": b.action.value, "reason": b.reason}
+            )
     return out.model_copy(update={"breaches": found})
 
 
