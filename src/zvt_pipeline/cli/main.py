@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,4 +55,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except redis.exceptions.ConnectionError as exc:
         err_console.print(f"error: cannot reach Redis: {exc}", markup=False, highlight=False)
         sys.exit(3)
+    except Exception as exc:
+        # A bug, not a user error: one line by default, the traceback with ZVT_DEBUG=1.
+        if os.environ.get("ZVT_DEBUG"):
+            raise
+        err_console.print(
+            f"error: unexpected {type(exc).__name__}: {exc} (ZVT_DEBUG=1 shows the traceback)", markup=False
+        )
+        sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -167,6 +167,10 @@ class PositionUpdated(Payload):
     fees_paid: dict[str, NonNegative] = Field(default_factory=dict)
     balances: dict[str, Money] = Field(default_factory=dict)
     """Cash balances of the account after this fill, per currency."""
+    sequence: int | None = None
+    """This was the n-th fill applied to the account. Average-cost accounting depends on the order fills
+    are applied in, and concurrent workers may apply them in another order than the global log holds
+    them: a rebuild replays fills in this order to reproduce the live state exactly."""
 
 
 class BalanceDeposited(Payload):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from zvt_pipeline.messages.envelope import Envelope
-from zvt_pipeline.messages.events import BalanceDeposited, OrderExecuted
+from zvt_pipeline.messages.events import BalanceDeposited, OrderExecuted, PositionUpdated
 from zvt_pipeline.portfolio import engine
 from zvt_pipeline.portfolio.engine import ZERO, AccountState, Position
 
@@ -26,9 +26,31 @@ def account_stream(account_id: str) -> str:
 
 
 def rebuild(events: Iterable[Envelope]) -> Portfolio:
-    """Fold the portfolio events of ``events`` (in global order) into per-account states."""
-    ledgers: dict[str, engine.Ledger] = {}
+    """Fold the portfolio events of ``events`` (in global order) into per-account states.
+
+    Fills are applied in the order the live store applied them (``position.updated.sequence``), which can
+    differ from the global log when several workers apply fills concurrently; fills not yet applied live
+    follow in global order."""
+    events = list(events)
+    applied_at: dict[tuple[str, str], int] = {}
     for envelope in events:
+        p = envelope.payload
+        if isinstance(p, PositionUpdated) and p.sequence is not None:
+            applied_at[(p.account_id, f"{p.venue}|{p.trade_id}")] = p.sequence
+    late = len(events) + 1
+
+    def apply_order(item: tuple[int, Envelope]) -> tuple[int, int]:
+        index, envelope = item
+        p = envelope.payload
+        if isinstance(p, OrderExecuted):
+            seq = applied_at.get((p.account_id, engine.fill_key(p)))
+            if seq is not None:
+                return (0, seq)
+            return (1, late + index)
+        return (-1, index)  # deposits first: cash is order-independent, positions never depend on it
+
+    ledgers: dict[str, engine.Ledger] = {}
+    for _, envelope in sorted(enumerate(events), key=apply_order):
         payload = envelope.payload
         if isinstance(payload, OrderExecuted | BalanceDeposited):
             ledger = ledgers.get(payload.account_id)

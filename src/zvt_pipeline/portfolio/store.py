@@ -107,7 +107,9 @@ class PortfolioStore:
             positions = {(fill.venue, fill.symbol): decode_position(raw)} if raw else {}
             state = AccountState(account, positions, _decimal_hash(pipe.hgetall(bal_key)))
             after = engine.apply_fill(state, fill)
-            update = engine.position_updated(after, fill)
+            # The set of applied fills is WATCHed, so its size is this account's apply order.
+            sequence = int(pipe.scard(applied_key)) + 1
+            update = engine.position_updated(after, fill).model_copy(update={"sequence": sequence})
             pipe.multi()
             pipe.hset(pos_key, field, encode_position(after.position(fill.venue, fill.symbol)))
             pipe.hset(bal_key, mapping={c: decimal_text(a) for c, a in after.balances.items()})

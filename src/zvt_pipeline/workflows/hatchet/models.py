@@ -47,8 +47,9 @@ class StepOutput(Model):
     outcome: Outcome | None = None
     """Set when the run finished at this step (later tasks skip)."""
     summary: dict[str, str] = Field(default_factory=dict)
-    skipped: bool = False
-    """True when an earlier task already finished the run, so this one did nothing."""
+    noop: bool = False
+    """True when an earlier task already finished the run, so this one did nothing. (Not ``skipped``: the
+    engine reserves that key in task outputs for tasks it skipped itself.)"""
 
     @property
     def finished(self) -> bool:

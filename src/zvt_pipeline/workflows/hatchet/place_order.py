@@ -142,7 +142,7 @@ def fail_run(deps: HatchetDeps, run_id: str, step: str, trigger: Envelope, code:
 def skip(step: str, parent: StepOutput) -> StepOutput:
     """An earlier task finished the run (rejected, failed, resting order): nothing to do."""
     return StepOutput(
-        run_id=parent.run_id, step=step, outcome=parent.outcome, summary=parent.summary, skipped=True
+        run_id=parent.run_id, step=step, outcome=parent.outcome, summary=parent.summary, noop=True
     )
 
 
