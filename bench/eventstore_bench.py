@@ -1,6 +1,6 @@
 """Event store throughput on this machine: appends/s and read_all events/s, per backend.
 
-    .venv/bin/python bench/eventstore_bench.py --n 500
+    .venv/bin/python bench/eventstore_bench.py --n 200
 
 - Redis: ``REDIS_URL`` (or redis://127.0.0.1:6379/0), under a unique key prefix removed afterwards.
 - DynamoDB: a moto server on 127.0.0.1:4566 (reused if one answers, else started for the run and stopped),
@@ -104,8 +104,8 @@ def dynamodb_store() -> Iterator[tuple[EventStore, dict[str, Any]]]:
     import tempfile
 
     from localstack_client.session import Session
-
     from tests.aws_fixtures import MOTO_HOST, MOTO_PORT, server_answers, start_moto_server, stop_process
+
     from zvt_pipeline.eventstore.dynamodb import DynamoDBEventStore, create_table
 
     host = f"{MOTO_HOST}:{MOTO_PORT}"
@@ -130,8 +130,12 @@ BACKENDS: dict[str, Callable[[], Any]] = {"redis": redis_store, "dynamodb": dyna
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=500, help="single-event appends (and events in batches)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--n", type=int, default=200, help="single-event appends, and events in batches (default 200)"
+    )
     parser.add_argument("--batch", type=int, default=10, help="events per batch append (default 10)")
     parser.add_argument(
         "--backends", default="redis,dynamodb", help="comma-separated: redis, dynamodb (default both)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -13,7 +14,8 @@ from localstack_client.session import Session
 
 from tests.contract.eventstore_contract import EventStoreContract, StoreFactory, price_event
 from zvt_pipeline.config import load_settings
-from zvt_pipeline.eventstore.base import EventStore
+from zvt_pipeline.errors import ConfigError, InvalidMessage, PayloadTooLarge, StoreUnavailable
+from zvt_pipeline.eventstore.base import ANY_VERSION, EventStore
 from zvt_pipeline.eventstore.dynamodb import (
     MAX_BATCH,
     TABLE_DEFINITION,
@@ -59,8 +61,6 @@ class DynamoDBExtras:
         assert store.run_event_keys(f"run-{uuid.uuid4()}") == []
 
     def test_batch_larger_than_a_transaction_is_rejected(self, store: EventStore, stream: str) -> None:
-        from zvt_pipeline.errors import InvalidMessage
-
         assert store.max_batch == MAX_BATCH == 32
         with pytest.raises(InvalidMessage, match="more than 32"):
             store.append(stream, [price_event(stream, i) for i in range(MAX_BATCH + 1)])
@@ -68,8 +68,6 @@ class DynamoDBExtras:
         assert [e.version for e in recorded] == list(range(1, MAX_BATCH + 1))
 
     def test_partial_duplicate_batch_is_rejected(self, store: EventStore, stream: str) -> None:
-        from zvt_pipeline.errors import InvalidMessage
-
         first = price_event(stream, 0)
         store.append(stream, [first])
         with pytest.raises(InvalidMessage, match="event_id"):
@@ -77,6 +75,59 @@ class DynamoDBExtras:
         with pytest.raises(InvalidMessage, match="event_id"):
             store.append(stream, [price_event(stream, 2), first])
         assert store.stream_version(stream) == 1
+
+    def test_batch_over_the_transaction_byte_limit_is_rejected(self, store: EventStore, stream: str) -> None:
+        store.max_event_bytes = 200_000
+        events = [price_event(stream, i, note="x" * 100_000) for i in range(20)]
+        with pytest.raises(PayloadTooLarge, match="DynamoDB transaction"):
+            store.append(stream, events)
+        assert store.stream_version(stream) == 0
+        store.append(stream, events[:5])
+        assert [e.version for e in store.read(stream)] == [1, 2, 3, 4, 5]
+
+    def test_concurrent_any_version_appends_all_land(
+        self, store_factory: StoreFactory, store: EventStore, stream: str
+    ) -> None:
+        """ANY_VERSION appends race on the head and the counter; each retries until it lands, once."""
+
+        def write(writer: int) -> list[int]:
+            mine = store_factory()
+            return [
+                mine.append(stream, [price_event(stream, writer * 100 + i)], expected_version=ANY_VERSION)[
+                    0
+                ].version
+                or 0
+                for i in range(6)
+            ]
+
+        with ThreadPoolExecutor(4) as pool:
+            won = sorted(v for versions in pool.map(write, range(4)) for v in versions)
+        assert won == list(range(1, 25))
+        events = store.read(stream)
+        assert [e.version for e in events] == won
+        positions = [e.position or 0 for e in events]
+        assert positions == sorted(positions) and len(set(positions)) == 24
+
+    def test_losing_the_counter_race_too_often_raises_store_unavailable(
+        self, store: EventStore, stream: str
+    ) -> None:
+        assert isinstance(store, DynamoDBEventStore)
+        store.append(stream + "-a", [price_event(stream + "-a", 0)])
+
+        class StaleCounter(DynamoDBEventStore):
+            def _read_counter(self) -> int:
+                return 0  # as if another append always took the positions between our read and write
+
+        stale = StaleCounter(store.client, store.table_name, max_attempts=3, backoff_base_seconds=0.001)
+        with pytest.raises(StoreUnavailable, match="3 times"):
+            stale.append(stream, [price_event(stream, 1)])
+        assert store.stream_version(stream) == 0 and store.read(stream) == []
+
+    def test_missing_table_is_a_config_error(self, store: EventStore) -> None:
+        assert isinstance(store, DynamoDBEventStore)
+        missing = DynamoDBEventStore(store.client, f"zvt-missing-{uuid.uuid4().hex[:8]}")
+        with pytest.raises(ConfigError, match="ZVT_DYNAMODB_TABLE"):
+            missing.stream_version("order-x")
 
 
 class TestDynamoDBEventStoreMoto(DynamoDBExtras, EventStoreContract):

@@ -53,7 +53,9 @@ def test_scheduled_workflows_have_crons(workflows: HatchetWorkflows) -> None:
     assert crons["marketdata.ingest"] == ["* * * * *"]
     assert crons["trading.place_order"] == [] and crons["portfolio.rebalance"] == []
     reconcile = {t.readable_id: t for t in workflows.reconcile.workflow.to_proto().tasks}
-    assert reconcile["approve_and_book"].is_durable and list(reconcile["approve_and_book"].parents) == ["detect"]
+    assert reconcile["approve_and_book"].is_durable and list(reconcile["approve_and_book"].parents) == [
+        "detect"
+    ]
 
 
 def test_a_worker_registers_every_workflow(workflows: HatchetWorkflows) -> None:

@@ -55,7 +55,11 @@ def test_invoke_sends_the_triggers_to_the_steps_function_and_parses_the_events()
     validated = emit(
         trigger,
         "risk",
-        [OrderValidated(order=trigger.payload.order, reservation=Reservation(currency="USDT", amount=Decimal("600")))],
+        [
+            OrderValidated(
+                order=trigger.payload.order, reservation=Reservation(currency="USDT", amount=Decimal("600"))
+            )
+        ],
     )
     client, stub = client_and_stub()
     expected_payload = {"step": "risk", "triggers": [codec.to_dict(trigger)], "completes": True}
@@ -81,7 +85,9 @@ def test_a_rejection_answer_finishes_the_plan_like_run_step() -> None:
         client_order_id="c1", account_id="A", symbol="BTC/USDT", rule="max_notional", reason="too big"
     )
     client, stub = client_and_stub()
-    stub.add_response("invoke", answer({"events": [codec.to_dict(e) for e in emit(trigger, "risk", [rejected])]}))
+    stub.add_response(
+        "invoke", answer({"events": [codec.to_dict(e) for e in emit(trigger, "risk", [rejected])]})
+    )
     with stub:
         out = LambdaInvoker(client, NAMES).invoke("risk", [trigger])
     assert out.plan == Plan(outcome="rejected", summary={"rule": "max_notional", "reason": "too big"})
@@ -89,7 +95,15 @@ def test_a_rejection_answer_finishes_the_plan_like_run_step() -> None:
 
 def test_route_uses_the_execute_function() -> None:
     client, stub = client_and_stub()
-    stub.add_response("invoke", answer({"events": []}), {"FunctionName": "zvt-execute-fn", "InvocationType": "RequestResponse", "Payload": json.dumps({"step": "route", "triggers": [], "completes": True}).encode()})
+    stub.add_response(
+        "invoke",
+        answer({"events": []}),
+        {
+            "FunctionName": "zvt-execute-fn",
+            "InvocationType": "RequestResponse",
+            "Payload": json.dumps({"step": "route", "triggers": [], "completes": True}).encode(),
+        },
+    )
     with stub:
         LambdaInvoker(client, NAMES).invoke("route", [])
     stub.assert_no_pending_responses()

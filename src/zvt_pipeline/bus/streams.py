@@ -18,6 +18,7 @@ import socket
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ from zvt_pipeline.messages.types import utcnow
 from zvt_pipeline.state.keys import Keys
 
 GROUP = "workers"
+_PROGRESS_LUA = files("zvt_pipeline.bus").joinpath("progress.lua").read_text()
 STEPS = ("risk", "execute", "portfolio")
 
 
@@ -76,6 +78,7 @@ class StreamBus:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.keys = keys
+        self._progress = client.register_script(_PROGRESS_LUA)
 
     # --- setup -----------------------------------------------------------------------------------------
 
@@ -185,7 +188,11 @@ class StreamBus:
                 },
             )
         for run_id, fields in commit.progress.items():
-            pipe.hset(self.keys.workflow(run_id), mapping={**fields, "updated_at": now})
+            final = fields.get("status") in ("completed", "failed")
+            args: list[Any] = ["1" if final else "0"]
+            for name, value in {**fields, "updated_at": now}.items():
+                args += [name, value]
+            self._progress(keys=[self.keys.workflow(run_id)], args=args, client=pipe)
         if commit.closed_runs:
             pipe.zrem(self.keys.workflows_open, *commit.closed_runs)
         acks = commit.acks + [e.entry_id for e, _, _ in commit.dead]

@@ -49,7 +49,7 @@ def run_worker_process(settings: Settings, config: WorkerConfig, stop: Any = Non
 
     runtime = Runtime.from_settings(settings)
     worker = StepWorker(runtime.bus, runtime.store, runtime.step, config)
-    Workflows(runtime.bus, runtime.store).resume_stale(config.idle_ms / 1000 * 2)
+    Workflows(runtime.bus, runtime.store).resume_stale(config.resume_after_s)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     if stop is not None:
 

@@ -37,6 +37,9 @@ class WorkerConfig:
     """Pending longer than this = its consumer is presumed dead; any worker may claim the entry."""
     max_deliveries: int = 5
     """After this many deliveries an entry goes to ``dlq:<step>``."""
+    resume_after_s: float = 60.0
+    """On start, re-publish runs with no progress for this long (their hand-on was lost, e.g. a submitter or
+    a Hatchet run died). Crashed workers' entries do not need this: XAUTOCLAIM takes them over."""
 
 
 class StepWorker:

@@ -101,7 +101,12 @@ def test_happy_path_appends_the_whole_order_lifecycle(pw: PlaceOrderWorkflow, de
     assert outs[-1].outcome == "filled" and not any(o.noop for o in outs)
     assert types_of(deps, "run-h1") == FULL
     st = status_of(deps, "run-h1")
-    assert (st["status"], st["outcome"], st["invoker"], st["step"]) == ("completed", "filled", "hatchet", "portfolio")
+    assert (st["status"], st["outcome"], st["invoker"], st["step"]) == (
+        "completed",
+        "filled",
+        "hatchet",
+        "portfolio",
+    )
     assert st["result_filled"] == "0.01"
     assert not deps.runtime.client.zscore(deps.runtime.keys.workflows_open, "run-h1")
 
@@ -117,14 +122,24 @@ def test_event_triggered_run_without_run_id_derives_one(pw: PlaceOrderWorkflow, 
     assert venue_of(deps).creates == 1
 
 
-def test_risk_rejection_completes_the_run_and_later_tasks_skip(pw: PlaceOrderWorkflow, deps: HatchetDeps) -> None:
+def test_risk_rejection_completes_the_run_and_later_tasks_skip(
+    pw: PlaceOrderWorkflow, deps: HatchetDeps
+) -> None:
     rt = deps.runtime
     set_trading_state(rt.client, rt.keys, TradingState.HALTED, "A")
     outs = run_place_order_locally(pw, deps, PlaceOrderInput(order=market_order("r1"), run_id="run-r1"))
     assert outs[0].outcome == "rejected" and outs[0].summary["rule"]
     assert [o.noop for o in outs] == [False, True, True, True]
-    assert types_of(deps, "run-r1") == ["workflow.started", "order.requested", "order.rejected", "workflow.completed"]
-    assert (status_of(deps, "run-r1")["status"], status_of(deps, "run-r1")["outcome"]) == ("completed", "rejected")
+    assert types_of(deps, "run-r1") == [
+        "workflow.started",
+        "order.requested",
+        "order.rejected",
+        "workflow.completed",
+    ]
+    assert (status_of(deps, "run-r1")["status"], status_of(deps, "run-r1")["outcome"]) == (
+        "completed",
+        "rejected",
+    )
     assert venue_of(deps).creates == 0
 
 
@@ -143,7 +158,9 @@ def _until_execute(pw: PlaceOrderWorkflow, deps: HatchetDeps, inp: PlaceOrderInp
     }
 
 
-def test_retryable_venue_error_propagates_and_the_retry_succeeds(pw: PlaceOrderWorkflow, deps: HatchetDeps) -> None:
+def test_retryable_venue_error_propagates_and_the_retry_succeeds(
+    pw: PlaceOrderWorkflow, deps: HatchetDeps
+) -> None:
     inp = PlaceOrderInput(order=market_order("v1"), run_id="run-v1")
     parents = _until_execute(pw, deps, inp)
     venue_of(deps).before.append(VenueRetryable("429 too many requests"))
@@ -176,7 +193,9 @@ def test_ambiguous_submit_under_hatchet_retry_places_one_venue_order(
     out2 = pw.execute_order.mock_run(inp2, parent_outputs=parents2, lifespan=deps)
     assert out2.event_types == ["order.submitted", "order.executed"] and venue.creates == 2
     final = pw.update_positions.mock_run(
-        inp, parent_outputs={pw.execute_order.name: as_parent_output(pw.execute_order, retried)}, lifespan=deps
+        inp,
+        parent_outputs={pw.execute_order.name: as_parent_output(pw.execute_order, retried)},
+        lifespan=deps,
     )
     assert final.outcome == "filled"
     assert types_of(deps, "run-a1") == FULL
@@ -203,7 +222,9 @@ def test_on_failure_records_once_and_releases_an_unsubmitted_reservation(
     result = pw.on_failure.mock_run(inp, lifespan=deps)
     assert result == {"result": "recorded failure"}
     assert reservations.outstanding("f1") == 0
-    assert types_of(deps, "run-f1")[-1] == "workflow.failed" and status_of(deps, "run-f1")["status"] == "failed"
+    assert (
+        types_of(deps, "run-f1")[-1] == "workflow.failed" and status_of(deps, "run-f1")["status"] == "failed"
+    )
     assert pw.on_failure.mock_run(inp, lifespan=deps) == {"result": "already finished"}
     rt = deps.runtime
     assert Workflows(rt.bus, rt.store).resume("run-f1") == "already finished"
