@@ -22,6 +22,8 @@ from zvt_pipeline.eventstore.dynamodb import (
     DynamoDBEventStore,
     create_table,
 )
+from zvt_pipeline.messages.envelope import Envelope
+from zvt_pipeline.messages.events import AlertTriggered
 
 REGION = "us-east-1"
 
@@ -35,6 +37,11 @@ def make_server_store(localstack_host: str, table: str) -> EventStore:
     """A store on the moto server, built the way ``from_settings`` builds it with LOCALSTACK_HOST set."""
     settings = load_settings(localstack_host=localstack_host, dynamodb_table=table, event_store="dynamodb")
     return DynamoDBEventStore.from_settings(settings)
+
+
+def big_event(stream_id: str, size: int) -> Envelope:
+    payload = AlertTriggered(severity="info", source="test", message="big", details={"blob": "x" * size})
+    return Envelope.new(payload, stream_id=stream_id, correlation_id="run-1")
 
 
 class DynamoDBExtras:
@@ -78,7 +85,7 @@ class DynamoDBExtras:
 
     def test_batch_over_the_transaction_byte_limit_is_rejected(self, store: EventStore, stream: str) -> None:
         store.max_event_bytes = 200_000
-        events = [price_event(stream, i, note="x" * 100_000) for i in range(20)]
+        events = [big_event(stream, 100_000) for _ in range(20)]  # ~4 MB twice over: event + global log
         with pytest.raises(PayloadTooLarge, match="DynamoDB transaction"):
             store.append(stream, events)
         assert store.stream_version(stream) == 0

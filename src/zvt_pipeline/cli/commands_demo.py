@@ -129,4 +129,44 @@ def _q(value: Any) -> str:
     return f"{d.quantize(Decimal('0.01')):,}" if abs(d) >= 1 else f"{d.normalize():f}"
 
 
-COMMANDS = [demo]
+@click.command()
+@click.option(
+    "--orders",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Orders for the saturation run.",
+)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option(
+    "--rate",
+    default=1000.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Offered load for the latency run.",
+)
+@click.option(
+    "--seconds", default=5.0, show_default=True, type=click.FloatRange(0.5), help="Length of the latency run."
+)
+@click.option(
+    "--parts", default="saturation,ceiling,latency,profile", show_default=True, help="Which measurements."
+)
+@pass_ctx
+def bench(ctx: CliContext, orders: int, workers: int, rate: float, seconds: float, parts: str) -> None:
+    """Measure throughput, latency and the transport ceiling on this machine; print JSON.
+
+    Uses its own key prefix (bench:) or, with no REDIS_URL, its own embedded Redis; state is removed after."""
+    from zvt_pipeline.bench import BenchConfig, run
+    from zvt_pipeline.cli.output import print_json
+
+    settings = ctx.settings
+    if settings.redis_url:
+        settings = settings.model_copy(update={"key_prefix": f"{settings.key_prefix}bench:"})
+    else:
+        settings = settings.model_copy(update={"state_dir": settings.state_dir / "bench"})
+    config = BenchConfig(orders=orders, workers=workers, rate=rate, latency_seconds=seconds)
+    wanted = tuple(p.strip() for p in parts.split(",") if p.strip())
+    print_json(run(settings, config, wanted))
+
+
+COMMANDS = [demo, bench]

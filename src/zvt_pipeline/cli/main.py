@@ -33,6 +33,15 @@ def _register() -> None:
     for module in (commands_demo, commands_orders, commands_state, commands_ops):
         for command in module.COMMANDS:
             cli.add_command(command)
+    from zvt_pipeline.workflows.hatchet.cli import hatchet  # hatchet_sdk itself is imported only when used
+
+    cli.add_command(hatchet)
+    try:
+        from zvt_pipeline.cli import commands_invoke
+    except ImportError:  # pragma: no cover - the Lambda tooling is part of the [aws] extra
+        return
+    for command in commands_invoke.COMMANDS:
+        cli.add_command(command)
 
 
 _register()

@@ -25,8 +25,10 @@ a stored guard -> the idempotent path (return the stored ``(version, position)``
 ``ConcurrencyConflict``; the counter -> another append took those positions: retry with jittered backoff.
 The guards also make an ambiguous commit (timeout after DynamoDB applied the write) safe to retry.
 
-Trade-off: the counter item serialises every append in the table. That one hot item caps throughput (a few
-hundred appends/s at best, fewer under contention as writers retry), but it buys what catch-up readers need:
+Trade-off: the counter item serialises every append in the table. That one hot item caps throughput at about
+one append per read-then-transact round trip across ALL streams (an estimate, not measured against AWS: tens
+to low hundreds of appends/s; fewer under contention, as losers retry; batching events per append helps).
+Pick the Redis backend for high write rates. In return the counter gives what catch-up readers need:
 a position becomes visible only after every smaller position is committed (an append cannot read counter
 ``n`` before the append that wrote ``n`` committed), so ``read_all`` -- a strongly consistent Query on
 ``pk = "$all"``, not an eventually consistent GSI -- never skips an event that appears later. Sharded or
