@@ -206,4 +206,78 @@ def dlq_redrive(ctx: CliContext, entry_ids: tuple[str, ...], steps: str, as_json
     report(as_json, moved, lambda m: console.print(", ".join(f"{s}: {n} redriven" for s, n in m.items())))
 
 
-COMMANDS = [worker, halt, reduce, dlq]
+@click.command()
+@click.option(
+    "--synthetic",
+    "source",
+    flag_value="synthetic",
+    default=True,
+    help="Seeded random walk (default, offline).",
+)
+@click.option("--exchange", "exchange_id", default=None, help="Poll a ccxt exchange instead, e.g. binance.")
+@click.option("--symbols", default="BTC/USDT,ETH/USDT,SOL/USDT", show_default=True)
+@click.option(
+    "--interval", default=0.1, show_default=True, type=click.FloatRange(0), help="Seconds between polls."
+)
+@click.option("--duration", default=None, type=click.FloatRange(0), help="Stop after this many seconds.")
+@click.option("--count", default=None, type=click.IntRange(1), help="Stop after this many polls.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic walk.")
+@json_option
+@pass_ctx
+def marketdata(
+    ctx: CliContext,
+    source: str,
+    exchange_id: str | None,
+    symbols: str,
+    interval: float,
+    duration: float | None,
+    count: int | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Publish price.updated / orderbook.updated / trade.tick, keep marks and books in Redis, and fill resting
+    paper orders when the book moves through them."""
+    from zvt_pipeline.marketdata.ingest import MarketDataIngester
+    from zvt_pipeline.workflows.resting_fills import RestingFillRouter
+
+    rt = ctx.runtime
+    wanted = [s.strip() for s in symbols.split(",") if s.strip()]
+    if exchange_id:
+        from zvt_pipeline.marketdata.ccxt_source import CcxtMarketData
+        from zvt_pipeline.marketdata.config import CcxtSourceConfig
+
+        feed: Any = CcxtMarketData(CcxtSourceConfig(exchange_id=exchange_id, symbols=tuple(wanted)))
+        on_book = None
+    else:
+        from zvt_pipeline.execution.venues.paper import PaperVenue
+        from zvt_pipeline.marketdata.config import SyntheticConfig
+        from zvt_pipeline.marketdata.synthetic import SyntheticMarketData
+
+        unknown = [s for s in wanted if s not in rt.markets]
+        if unknown:
+            raise InvalidMessage(
+                f"symbols: no market for {', '.join(unknown)} (known: {', '.join(rt.markets)})",
+                field="symbols",
+            )
+        feed = SyntheticMarketData({s: rt.markets[s] for s in wanted}, SyntheticConfig(seed=seed))
+        paper = PaperVenue(rt.client, rt.keys, markets=rt.markets)
+        on_book = RestingFillRouter(paper, rt.bus, rt.store).on_book
+    ingester = MarketDataIngester(rt.client, rt.keys, on_book=on_book)
+    if not as_json:
+        console.print(
+            f"market data from {exchange_id or 'synthetic walk'}: {', '.join(wanted)} (Ctrl-C stops)"
+        )
+    try:
+        stats = ingester.run(feed, interval=interval, duration=duration, count=count)
+    except KeyboardInterrupt:
+        stats = ingester.stats
+    report(
+        as_json,
+        stats.as_dict(),
+        lambda d: console.print(
+            f"{d.get('books', 0):.0f} books, {d.get('prices', 0):.0f} prices, {d.get('trades', 0):.0f} trades in {d.get('elapsed', 0):.1f} s"
+        ),
+    )
+
+
+COMMANDS = [worker, halt, reduce, dlq, marketdata]

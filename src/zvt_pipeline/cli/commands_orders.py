@@ -112,7 +112,12 @@ def _print_submitted(data: dict, wait: bool) -> None:
                 f"still {status.get('status', 'pending')} at step {status.get('step')} (is a worker running?)"
             )
         else:
-            console.print(f"{status.get('status')}: {status.get('outcome')}  {status.get('last_error', '')}")
+            detail = "  ".join(
+                f"{k.removeprefix('result_')}={v}" for k, v in status.items() if k.startswith("result_")
+            )
+            console.print(
+                f"{status.get('status')}: {status.get('outcome')}  {detail}  {status.get('last_error', '')}".rstrip()
+            )
         console.print(" -> ".join(data["events"]))
 
 
@@ -167,4 +172,29 @@ def resume(ctx: CliContext, run_id: str | None, account_id: str | None, reason: 
     change_trading_state(ctx, TradingState.ACTIVE, account_id, reason, as_json)
 
 
-COMMANDS = [submit, status, resume]
+@click.command()
+@click.argument("client_order_id")
+@click.option("--account", "account_id", required=True, help="The order's account.")
+@click.option("--reason", default="user request", show_default=True)
+@json_option
+@pass_ctx
+def cancel(ctx: CliContext, client_order_id: str, account_id: str, reason: str, as_json: bool) -> None:
+    """Cancel a resting order: at the venue, in the event store (order.canceled), and its risk reservation."""
+    from zvt_pipeline.messages.commands import CancelOrder
+    from zvt_pipeline.workflows.cancel import cancel_order
+
+    try:
+        command = CancelOrder(client_order_id=client_order_id, account_id=account_id, reason=reason)
+    except ValidationError as exc:
+        raise codec.first_error(exc) from None
+    done = cancel_order(ctx.runtime, command)
+    report(
+        as_json,
+        done.model_dump(mode="json"),
+        lambda d: console.print(
+            f"canceled {client_order_id}: filled {d['filled']}, remaining {d['remaining']} canceled"
+        ),
+    )
+
+
+COMMANDS = [submit, status, resume, cancel]

@@ -70,6 +70,11 @@ class ExecuteStep(Step):
         self._decisions = decisions or MemoryRouteDecisions()
         self._sleep = sleep
 
+    @property
+    def venues(self) -> Mapping[str, Venue]:
+        """The configured venues by id (read-only use: cancel, reconcile)."""
+        return self._venues
+
     def run(self, trigger: Envelope) -> list[Payload]:
         if trigger.type == "order.routed":
             return self.execute(trigger)
