@@ -18,8 +18,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from zvt_pipeline.devtools.moto_server import command as moto_command
+from zvt_pipeline.devtools.moto_server import serialize_moto_dynamodb
 
 MOTO_HOST = "127.0.0.1"
 MOTO_PORT = 4566
@@ -54,28 +55,11 @@ def server_answers(url: str, timeout: float = 0.5) -> bool:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_moto_lock = threading.RLock()
-
-
-def serialize_moto_dynamodb() -> None:
-    """Make this process's moto handle one DynamoDB request at a time (see the module docstring)."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    call_action = DynamoHandler.call_action
-    if getattr(call_action, "serialized", False):
-        return
-
-    def serialized_call_action(self: Any) -> Any:
-        with _moto_lock:
-            return call_action(self)
-
-    serialized_call_action.serialized = True  # type: ignore[attr-defined]
-    DynamoHandler.call_action = serialized_call_action  # type: ignore[method-assign]
 
 
 def moto_server_command(host: str = MOTO_HOST, port: int = MOTO_PORT) -> list[str]:
-    """``moto_server`` with serialised DynamoDB requests (this module's ``__main__``); run from REPO_ROOT."""
-    return [sys.executable, "-m", "tests.aws_fixtures", "-H", host, "-p", str(port)]
+    """``moto_server`` with serialised DynamoDB requests (see ``zvt_pipeline.devtools.moto_server``)."""
+    return moto_command(host, port)
 
 
 def start_moto_server(
@@ -160,15 +144,3 @@ def moto_in_process(aws_credentials: dict[str, str]) -> Iterator[None]:
     serialize_moto_dynamodb()
     with mock_aws():
         yield
-
-
-if __name__ == "__main__":
-    # ``python -m tests.aws_fixtures [moto_server options]``: moto_server, one DynamoDB request at a time.
-    import os
-
-    import moto.server
-
-    serialize_moto_dynamodb()
-    # moto keeps nothing worth flushing; a normal exit after a busy run spends ~10 s collecting garbage.
-    moto.server.signal_handler = lambda signum, frame: os._exit(0)
-    moto.server.main(sys.argv[1:])

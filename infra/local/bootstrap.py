@@ -487,9 +487,10 @@ def ensure_redis(state_dir: Path, url: str | None, force_start: bool) -> str:
 
 
 def moto_server_command(port: int) -> list[str]:
-    script = Path(sys.executable).with_name("moto_server")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "moto.server"]
-    return [*base, "-H", HOST, "-p", str(port)]
+    # moto_server with DynamoDB requests serialised: plain moto loses writes under concurrent transactions.
+    from zvt_pipeline.devtools.moto_server import command
+
+    return command(HOST, port)
 
 
 def ensure_aws(state_dir: Path, port: int) -> tuple[str, str]:

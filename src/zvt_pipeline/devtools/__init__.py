@@ -1,0 +1,1 @@
+"""Tools for local development and tests (need the ``test`` extra)."""
