@@ -118,6 +118,11 @@ class Keys:
         """Hash: account id -> highest equity seen by ``risk.monitor`` (its drawdown reference)."""
         return f"{self.prefix}risk:equity_peak"
 
+    # Lambda handlers
+    def idempotency(self, function: str) -> str:
+        """Prefix of a step function's powertools idempotency records (``<this>#<hash>``: JSON string)."""
+        return f"{self.prefix}idem:{function}"
+
 
 # Value formats shared by the components (all decimals are stored as their exact decimal text):
 # - position(account):   hash "<venue>|<symbol>" -> JSON {"amount", "avg_entry_price", "realized_pnl",
