@@ -23,12 +23,11 @@ from typing import Any
 import redis
 
 from zvt_pipeline.config import Settings
-from zvt_pipeline.demo.runner import DemoConfig, MarketDataThread, demo_risk_config, fund, marks, reset
-from zvt_pipeline.demo.scenario import ScenarioConfig, generate
+from zvt_pipeline.demo.runner import DemoConfig, reset
+from zvt_pipeline.demo.runner import prepare as demo_prepare
 from zvt_pipeline.demo.stats import latency_summary_ms, percentile, read_runs
 from zvt_pipeline.messages.commands import SubmitOrder
 from zvt_pipeline.messages.events import OrderExecuted, PositionUpdated
-from zvt_pipeline.risk.config import save_risk_config
 from zvt_pipeline.runtime import Runtime
 from zvt_pipeline.workflows.streams_runner import StepWorker, WorkerConfig
 from zvt_pipeline.workflows.submit import Workflows, start_events
@@ -47,13 +46,7 @@ class BenchConfig:
 
 
 def prepare(runtime: Runtime, orders: int, seed: int = 3) -> list[SubmitOrder]:
-    reset(runtime)
-    runtime.bus.ensure_groups()
-    save_risk_config(runtime.client, runtime.keys, demo_risk_config())
-    config = DemoConfig(orders=orders, seed=seed)
-    MarketDataThread(runtime, config).seed()
-    fund(runtime, config)
-    return list(generate(marks(runtime), runtime.markets, orders, ScenarioConfig(seed=seed)))
+    return demo_prepare(runtime, DemoConfig(orders=orders, seed=seed))
 
 
 def _open(runtime: Runtime) -> int:

@@ -250,16 +250,21 @@ def test_order_lifecycle_through_the_cli(env: dict[str, str], worker: subprocess
     assert verify["differences"] == [] and verify["runs"] == 3
 
 
+def wait_for_dead_letters(env: dict[str, str], timeout: float = 20) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        listed: list[dict[str, object]] = json.loads(zvt(env, "dlq", "list", "--json").stdout)
+        if listed or time.monotonic() > deadline:
+            return listed
+        time.sleep(0.2)
+
+
 def test_poison_message_goes_to_the_dlq_and_redrive_brings_it_back(
     env: dict[str, str], redis_client: redis.Redis, key_prefix: str, worker: subprocess.Popen[str]
 ) -> None:
     # A trigger whose payload fails validation: terminal, dead-lettered at once.
     redis_client.xadd(f"{key_prefix}steps:risk", {"r": "run-poison", "t": b'[{"type": "order.requested"}]'})
-    deadline = time.monotonic() + 20
-    listed: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not listed:
-        listed = json.loads(zvt(env, "dlq", "list", "--json").stdout)
-        time.sleep(0.2)
+    listed = wait_for_dead_letters(env)
     assert (
         len(listed) == 1 and listed[0]["error"] == "invalid_message" and listed[0]["run_id"] == "run-poison"
     )
@@ -268,10 +273,4 @@ def test_poison_message_goes_to_the_dlq_and_redrive_brings_it_back(
     moved = json.loads(zvt(env, "dlq", "redrive", "--step", "risk", "--json").stdout)
     assert moved == {"risk": 1}
     # still poison: it comes back to the DLQ, nothing else is written
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        again = json.loads(zvt(env, "dlq", "list", "--json").stdout)
-        if again:
-            break
-        time.sleep(0.2)
-    assert len(again) == 1
+    assert len(wait_for_dead_letters(env)) == 1

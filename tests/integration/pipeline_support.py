@@ -12,11 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from zvt_pipeline.config import load_settings
-from zvt_pipeline.demo.runner import DemoConfig, MarketDataThread, demo_risk_config, fund, marks, reset
-from zvt_pipeline.demo.scenario import ScenarioConfig, generate
+from zvt_pipeline.demo.runner import DemoConfig
+from zvt_pipeline.demo.runner import prepare as demo_prepare
 from zvt_pipeline.messages.commands import SubmitOrder
 from zvt_pipeline.messages.events import OrderExecuted, OrderValidated
-from zvt_pipeline.risk.config import save_risk_config
 from zvt_pipeline.runtime import Runtime
 from zvt_pipeline.step import order_stream
 
@@ -27,13 +26,7 @@ def make_runtime(redis_url: str, prefix: str) -> Runtime:
 
 def prepare(runtime: Runtime, orders: int, seed: int = 11) -> list[SubmitOrder]:
     """Fresh state under the runtime's prefix: limits, one seeded book per market, funded accounts."""
-    reset(runtime)
-    runtime.bus.ensure_groups()
-    save_risk_config(runtime.client, runtime.keys, demo_risk_config())
-    config = DemoConfig(orders=orders, seed=seed)
-    MarketDataThread(runtime, config).seed()
-    fund(runtime, config)
-    return list(generate(marks(runtime), runtime.markets, orders, ScenarioConfig(seed=seed)))
+    return demo_prepare(runtime, DemoConfig(orders=orders, seed=seed))
 
 
 def worker_env(redis_url: str, prefix: str) -> dict[str, str]:

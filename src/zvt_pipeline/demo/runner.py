@@ -16,6 +16,7 @@ from zvt_pipeline.demo.stats import read_runs, summarize_runs
 from zvt_pipeline.execution.venues.paper import PaperVenue
 from zvt_pipeline.marketdata.ingest import MarketDataIngester
 from zvt_pipeline.marketdata.synthetic import SyntheticMarketData
+from zvt_pipeline.messages.commands import SubmitOrder
 from zvt_pipeline.messages.envelope import Envelope
 from zvt_pipeline.messages.types import split_symbol
 from zvt_pipeline.portfolio.store import PortfolioStore
@@ -113,24 +114,26 @@ def marks(runtime: Runtime) -> dict[str, Decimal]:
     return out
 
 
-def run_demo(
-    runtime: Runtime, config: DemoConfig, progress: Progress | None = None, keep: bool = False
-) -> dict[str, Any]:
+def prepare(
+    runtime: Runtime, config: DemoConfig, md: MarketDataThread | None = None, keep: bool = False
+) -> list[SubmitOrder]:
+    """Fresh state (unless ``keep``): stream groups, risk limits, one book per market, funded accounts;
+    returns the seeded order flow. The demo, the benchmark and the multi-process tests start from here."""
     if not keep:
         reset(runtime)
     runtime.bus.ensure_groups()
     save_risk_config(runtime.client, runtime.keys, demo_risk_config())
-    md = MarketDataThread(runtime, config)
-    md.seed()
+    (md or MarketDataThread(runtime, config)).seed()
     fund(runtime, config)
-    orders = list(
-        generate(
-            marks(runtime),
-            runtime.markets,
-            config.orders,
-            ScenarioConfig(accounts=config.accounts, seed=config.seed),
-        )
-    )
+    scenario = ScenarioConfig(accounts=config.accounts, seed=config.seed)
+    return list(generate(marks(runtime), runtime.markets, config.orders, scenario))
+
+
+def run_demo(
+    runtime: Runtime, config: DemoConfig, progress: Progress | None = None, keep: bool = False
+) -> dict[str, Any]:
+    md = MarketDataThread(runtime, config)
+    orders = prepare(runtime, config, md, keep=keep)
     workflows = Workflows(runtime.bus, runtime.store)
     procs, stop = start_workers(runtime.settings, config.worker, config.workers)
     md.start()

@@ -36,6 +36,7 @@ from zvt_pipeline.messages.types import Message
 StepName = Literal["risk", "route", "execute", "portfolio"]
 Source = Literal["invoke", "envelope", "sqs", "kinesis"]
 BATCH_SOURCES: dict[str, Source] = {"aws:sqs": "sqs", "aws:kinesis": "kinesis"}
+ENVELOPE_FIELDS = frozenset(Envelope.model_fields) | {"message"}
 
 
 class InputLimits(Message):
@@ -182,8 +183,14 @@ def _decode(data: dict[str, Any], limits: InputLimits, *, prefix: str) -> Envelo
     try:
         return codec.from_dict(data)
     except InvalidMessage as exc:
-        field = f"{prefix}{exc.field}" if exc.field else prefix.rstrip(".") or None
-        raise InvalidMessage(f"{prefix}{exc}" if prefix else str(exc), field=field) from None
+        text, field = str(exc), exc.field
+        # The payload is validated inside the envelope's validator, so its errors are located relative to
+        # the payload ("order.amount"): name the full path.
+        if field and field.split(".", 1)[0] not in ENVELOPE_FIELDS:
+            text = f"payload.{text}" if text.startswith(f"{field}:") else text
+            field = f"payload.{field}"
+        field = f"{prefix}{field}" if field else prefix.rstrip(".") or None
+        raise InvalidMessage(f"{prefix}{text}", field=field) from None
 
 
 def _check_same_run(triggers: Sequence[Envelope]) -> None:
