@@ -4,7 +4,7 @@
 Input: the invoke seam's request ``{"step", "triggers", "completes"}``, one bare envelope, or an SQS /
 Kinesis batch. Output: ``{"events": [envelope JSON...]}`` (a batch adds ``batchItemFailures``).
 Bad input raises ``InvalidMessage`` naming the field (a function error with errorType InvalidMessage) and
-writes nothing. The machinery and the contract: ``zvt_pipeline.lambda_support`` (function.py, requests.py, errors.py).
+writes nothing. Machinery and contract: ``zvt_pipeline.lambda_support`` (function, requests, errors).
 It also answers the invoke seam's ``route`` requests (the Hatchet DAG's ``route_exchange`` task).
 ccxt is imported only when a ccxt venue is configured (``ZVT_VENUES``), at the first invocation.
 """
@@ -29,8 +29,8 @@ logger, metrics, tracer = tools.logger, tools.metrics, tools.tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    function.dependencies()  # built on the first call only
-    # parse -> run_step (idempotent by trigger event id) -> {"events": [...]}; errors raised as our classes
+    # dependencies (first call only) -> parse (bad input raises before anything is written) -> run_step,
+    # idempotent by trigger event id -> {"events": [...]}; failures raised as our error classes (errorType)
     return function.handle(event, context)
 
 

@@ -1,9 +1,10 @@
-"""AWS Lambda handler of the portfolio step: ``order.executed`` (fills) -> ``position.updated`` (+ ``workflow.completed``).
+"""AWS Lambda handler of the portfolio step: ``order.executed`` (fills) -> ``position.updated``, then
+``workflow.completed``.
 
 Input: the invoke seam's request ``{"step", "triggers", "completes"}``, one bare envelope, or an SQS /
 Kinesis batch. Output: ``{"events": [envelope JSON...]}`` (a batch adds ``batchItemFailures``).
 Bad input raises ``InvalidMessage`` naming the field (a function error with errorType InvalidMessage) and
-writes nothing. The machinery and the contract: ``zvt_pipeline.lambda_support`` (function.py, requests.py, errors.py).
+writes nothing. Machinery and contract: ``zvt_pipeline.lambda_support`` (function, requests, errors).
 It must not import ccxt or hatchet_sdk (cold start): the portfolio step needs neither.
 """
 
@@ -27,8 +28,8 @@ logger, metrics, tracer = tools.logger, tools.metrics, tools.tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    function.dependencies()  # built on the first call only
-    # parse -> run_step (idempotent by trigger event id) -> {"events": [...]}; errors raised as our classes
+    # dependencies (first call only) -> parse (bad input raises before anything is written) -> run_step,
+    # idempotent by trigger event id -> {"events": [...]}; failures raised as our error classes (errorType)
     return function.handle(event, context)
 
 

@@ -5,10 +5,14 @@ directory first on ``sys.path`` (handler ``app.lambda_handler``), parse the requ
 handler with a context object (request id, function name/ARN, memory, a deadline), serialise the answer as
 JSON, and turn an exception into ``{"errorType", "errorMessage", "stackTrace"}``. Used by
 ``zvt-pipeline invoke STEP --event FILE``.
+
+The function's own output (JSON log lines, EMF metrics) goes to stderr here, so that stdout carries only
+the answer (``zvt-pipeline invoke ... > answer.json``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -109,19 +113,21 @@ def load_handler(step: str, functions_dir: Path | None = None) -> Handler:
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, str(app.parent))
         try:
-            spec.loader.exec_module(module)
+            with contextlib.redirect_stdout(sys.stderr):  # the logger binds its stream at import
+                spec.loader.exec_module(module)
         finally:
             sys.path.remove(str(app.parent))
         _loaded[app] = module
     handler = getattr(module, "lambda_handler", None)
     if not callable(handler):
         raise ConfigError(f"{app}: no lambda_handler")
-    return handler  # type: ignore[no-any-return]
+    return handler
 
 
 def invoke(handler: Handler, body: str | bytes, context: LocalContext) -> InvokeResult:
     """One invocation: JSON body in, JSON answer (or the runtime's error document) out."""
     started = time.perf_counter()
+    error: dict[str, Any] | None = None
     try:
         event = json.loads(body)
     except ValueError as exc:
@@ -133,8 +139,9 @@ def invoke(handler: Handler, body: str | bytes, context: LocalContext) -> Invoke
         }
         return InvokeResult(None, error, 0.0, context.aws_request_id)
     try:
-        response = json.loads(json.dumps(handler(event, context)))
-        error = None
+        with contextlib.redirect_stdout(sys.stderr):
+            answer = handler(event, context)
+        response = json.loads(json.dumps(answer))
     except Exception as exc:
         response = None
         error = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -15,7 +16,7 @@ from zvt_pipeline.local_invoke import STEPS, invoke_step
 @click.option(
     "--event",
     "event_file",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=click.File("rb"),
     required=True,
     help="JSON event file (an envelope, a seam request, an SQS or Kinesis batch); - reads stdin.",
 )
@@ -27,13 +28,15 @@ from zvt_pipeline.local_invoke import STEPS, invoke_step
 )
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=30.0, show_default=True)
 @click.option("--memory", "memory_mb", type=click.IntRange(min=128), default=512, show_default=True)
-def invoke(step: str, event_file: Path, functions_dir: Path | None, timeout_s: float, memory_mb: int) -> int:
+def invoke(
+    step: str, event_file: BinaryIO, functions_dir: Path | None, timeout_s: float, memory_mb: int
+) -> int:
     """Run the STEP function's handler on an event, with a Lambda context, against this environment's
     Redis (REDIS_URL, or the embedded one) and event store.
 
     Prints the answer as JSON. A function error prints the runtime's error document and exits 1.
     """
-    body = click.get_binary_stream("stdin").read() if str(event_file) == "-" else event_file.read_bytes()
+    body = event_file.read()
     result = invoke_step(step, body, functions_dir=functions_dir, timeout_s=timeout_s, memory_mb=memory_mb)
     if result.error is not None:
         print_json({"error": {k: v for k, v in result.error.items() if k != "stackTrace"}})

@@ -47,9 +47,7 @@ def map_error(exc: BaseException) -> BaseException:
 
     # InconsistentState: the lock record changed under us (a race with another invocation).
     if isinstance(exc, IdempotencyAlreadyInProgressError | IdempotencyInconsistentStateError):
-        return InvocationInProgress(
-            "the same trigger is being processed by another invocation; retry later"
-        )
+        return InvocationInProgress("the same trigger is being processed by another invocation; retry later")
     if isinstance(exc, IdempotencyPersistenceLayerError):
         cause = exc.__cause__ or exc.__context__
         return StoreUnavailable(f"idempotency store: {type(cause or exc).__name__}: {cause or exc}")

@@ -45,6 +45,8 @@ FUNCTION_STEPS: dict[str, tuple[str, ...]] = {
     "portfolio": ("portfolio",),
 }
 ROUTE_ACCEPTS = frozenset({"order.validated"})
+RUN_LOG_KEYS = ("step", "source", "trigger_ids", "stream_id")
+"""Log keys describing one run (set per request, dropped between the records of a batch)."""
 
 
 def default_runtime() -> Runtime:
@@ -102,13 +104,15 @@ class StepFunction:
     def reset(self) -> None:
         """Forget the dependencies: the next invocation is a cold start again."""
         with self._lock:
-            self._deps = None
+            deps, self._deps = self._deps, None
+        if deps is not None:
+            deps.runtime.client.close()  # its pooled connections; the runtime is not used any more
 
     # --- one invocation ---------------------------------------------------------------------------------
 
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
-        deps = self.dependencies()
         try:
+            deps = self.dependencies()
             parsed = parse_event(event, deps.limits)
             if isinstance(parsed, Batch):
                 return self._batch(parsed, deps, context)
@@ -124,7 +128,7 @@ class StepFunction:
             source=request.source,
             trigger_ids=[str(t.event_id) for t in request.triggers],
             stream_id=request.triggers[-1].stream_id,
-        )
+        )  # RUN_LOG_KEYS
         key = idempotency_key_data(step, request.completes, [str(t.event_id) for t in request.triggers])
         result = deps.runner(context, key=key, step=step, request=request)
         events = result.get("events", [])
@@ -159,12 +163,15 @@ class StepFunction:
 
         event_type = EventType.SQS if batch.source == "sqs" else EventType.KinesisDataStreams
         body = sqs_body if batch.source == "sqs" else kinesis_body
-        # All records failing is reported like a partial failure (each record by id), not as a function
-        # error: one poison record in a batch of one must not block the queue for the retry limit.
+        # All records failing is reported like some failing (each record by id), not as a function error:
+        # one answer shape, and each record's own error stays in the logs. The event source retries the
+        # listed records; SQS's redrive policy dead-letters one that keeps failing.
         processor = BatchProcessor(event_type=event_type, raise_on_entire_batch_failure=False)
         events: list[dict[str, Any]] = []
 
         def record_handler(record: Any) -> None:
+            # Each record is its own run: drop the previous record's keys from the log lines.
+            self.tools.logger.remove_keys(RUN_LOG_KEYS)
             try:
                 request = parse_body(body(record), deps.limits, via=batch.source)
                 events.extend(self._run(request, deps, context)["events"])
@@ -221,9 +228,9 @@ def _check_types(triggers: Sequence[Envelope], accepts: frozenset[str], step: st
     for i, trigger in enumerate(triggers):
         if trigger.type not in accepts:
             field = f"triggers.{i}.type" if nested else "type"
+            takes = ", ".join(sorted(accepts))
             raise InvalidMessage(
-                f"{field}: step {step!r} does not handle {trigger.type!r} (accepts {', '.join(sorted(accepts))})",
-                field=field,
+                f"{field}: step {step!r} does not handle {trigger.type!r} (accepts {takes})", field=field
             )
 
 

@@ -12,6 +12,7 @@ prefix (one Redis, several deployments) and expire after ``expires_after_seconds
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -44,12 +45,16 @@ class IdempotentRunner:
         expires_after_seconds: int = 3600,
     ) -> None:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-        from aws_lambda_powertools.utilities.idempotency.persistence.redis import RedisCachePersistenceLayer
+        from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 
         self.config = IdempotencyConfig(
             expires_after_seconds=expires_after_seconds, raise_on_no_idempotency_key=True
         )
-        self.persistence = RedisCachePersistenceLayer(client=client)
+        with warnings.catch_warnings():
+            # powertools 3.x: CachePersistenceLayer (the v4 name) is still an alias of the deprecated
+            # RedisCachePersistenceLayer class, so creating it warns either way.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.persistence = CachePersistenceLayer(client=client)
         self.key_prefix = keys.idempotency(function)
         self._run = idempotent_function(
             fn,

@@ -6,10 +6,13 @@ Event shapes, detected in this order:
    (``invoke.LambdaInvoker``, Hatchet tasks);
 2. one bare envelope (``aws lambda invoke``, the console, an EventBridge target...);
 3. an SQS batch ``{"Records": [{"eventSource": "aws:sqs", "body": "<shape 1 or 2 as JSON text>"}...]}``;
-4. a Kinesis batch: records with ``eventSource`` ``aws:kinesis`` whose ``kinesis.data`` is base64 of shape 1 or 2.
+4. a Kinesis batch: records with ``eventSource`` ``aws:kinesis`` whose ``kinesis.data`` is base64 of
+   shape 1 or 2.
 
 A string event is parsed as JSON text first. Every error is an ``InvalidMessage`` whose ``field`` names the
-offending field (``triggers.0.payload.order.amount``), raised before the step runs.
+offending field (``triggers.0.payload.order.amount``), raised before the step runs. The seam request is
+parsed with powertools' Parser (``StepRequest``); envelopes go through ``codec`` like everywhere else, so
+stored schema versions are upcast the same way on every path.
 
 Unknown symbols: an ``order.requested`` whose symbol has no market is, for the step itself, a business
 decision (risk records ``order.rejected`` with rule ``symbol_allowed``). At this edge, input from outside the
@@ -86,9 +89,7 @@ def parse_event(event: Any, limits: InputLimits) -> Request | Batch:
     if isinstance(event, str | bytes):
         event = _loads(event, limits, field="event")
     if not isinstance(event, dict):
-        raise InvalidMessage(
-            f"event: expected a JSON object, got {type(event).__name__}", field="event"
-        )
+        raise InvalidMessage(f"event: expected a JSON object, got {type(event).__name__}", field="event")
     records = event.get("Records")
     if isinstance(records, list) and "type" not in event:
         return Batch(_batch_source(records), event)
@@ -157,8 +158,10 @@ def _loads(raw: str | bytes, limits: InputLimits, *, field: str) -> Any:
 
 
 def _parse_request(data: dict[str, Any], limits: InputLimits, *, source: Source) -> Request:
+    from aws_lambda_powertools.utilities.parser import parse
+
     try:
-        request = StepRequest.model_validate(data)
+        request = parse(event=data, model=StepRequest)
     except ValidationError as exc:
         raise codec.first_error(exc) from None
     if len(request.triggers) > limits.max_triggers:
