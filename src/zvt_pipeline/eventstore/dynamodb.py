@@ -170,7 +170,7 @@ class DynamoDBEventStore(EventStore):
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
-                reasons = exc.response.get("CancellationReasons") or []
+                reasons: list[dict[str, Any]] = list(exc.response.get("CancellationReasons") or [])  # type: ignore[arg-type]
             stored = self._resolve_cancellation(stream_id, events, expected_version, reasons)
             if stored is not None:
                 return stored
