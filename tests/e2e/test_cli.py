@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -168,27 +169,18 @@ def test_bad_config_names_the_variable(env: dict[str, str]) -> None:
     assert proc.returncode == 2 and proc.stderr.startswith("error: ZVT_EVENT_STORE:")
 
 
+def submit_json(env: dict[str, str], args: str) -> dict[str, Any]:
+    """`zvt-pipeline submit --account A <args> --wait --json`, parsed."""
+    result: dict[str, Any] = json.loads(
+        zvt(env, "submit", "--account", "A", *args.split(), "--wait", "--json").stdout
+    )
+    return result
+
+
 def test_order_lifecycle_through_the_cli(env: dict[str, str], worker: subprocess.Popen[str]) -> None:
     zvt(env, "marketdata", "--count", "2", "--interval", "0")
     zvt(env, "deposit", "--account", "A", "--amount", "100000")
-    filled = json.loads(
-        zvt(
-            env,
-            "submit",
-            "--account",
-            "A",
-            "--symbol",
-            "BTC/USDT",
-            "--side",
-            "buy",
-            "--type",
-            "market",
-            "--amount",
-            "0.01",
-            "--wait",
-            "--json",
-        ).stdout
-    )
+    filled = submit_json(env, "--symbol BTC/USDT --side buy --type market --amount 0.01")
     assert filled["status"]["outcome"] == "filled"
     assert filled["events"][-3:] == ["order.executed", "position.updated", "workflow.completed"]
     rest = json.loads(
@@ -222,24 +214,7 @@ def test_order_lifecycle_through_the_cli(env: dict[str, str], worker: subprocess
         "0.000000000000000000",
     )
     zvt(env, "halt", "--account", "A", "--reason", "e2e")
-    halted = json.loads(
-        zvt(
-            env,
-            "submit",
-            "--account",
-            "A",
-            "--symbol",
-            "BTC/USDT",
-            "--side",
-            "buy",
-            "--type",
-            "market",
-            "--amount",
-            "0.01",
-            "--wait",
-            "--json",
-        ).stdout
-    )
+    halted = submit_json(env, "--symbol BTC/USDT --side buy --type market --amount 0.01")
     assert halted["status"]["outcome"] == "rejected" and halted["status"]["result_rule"] == "trading_state"
     zvt(env, "resume", "--account", "A")
     positions = json.loads(zvt(env, "positions", "--json").stdout)
