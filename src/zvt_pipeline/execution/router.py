@@ -84,69 +84,27 @@ class Router:
         order = validated.order
         venue = self._venues.get(name)
         if venue is None:
-            return VenueQuote(
-                venue=name,
-                price=None,
-                effective_price=None,
-                healthy=False,
-                balance_ok=False,
-                note="not configured",
-            )
+            return _unquoted(name, "not configured", healthy=False)
         try:
             market = venue.market(order.symbol)
         except VenueError as exc:
             if exc.retryable:
                 self._breakers.record_failure(name)
-            return VenueQuote(
-                venue=name,
-                price=None,
-                effective_price=None,
-                healthy=False,
-                balance_ok=False,
-                note=f"markets unavailable: {exc}"[:300],
-            )
+            return _unquoted(name, f"markets unavailable: {exc}"[:300], healthy=False)
         if market is None or not market.active:
-            return VenueQuote(
-                venue=name,
-                price=None,
-                effective_price=None,
-                healthy=True,
-                balance_ok=False,
-                note=f"{order.symbol} not listed",
-            )
+            return _unquoted(name, f"{order.symbol} not listed", healthy=True)
         if not self._breakers.allow(name):
-            return VenueQuote(
-                venue=name,
-                price=None,
-                effective_price=None,
-                healthy=False,
-                balance_ok=False,
-                note=f"circuit {self._breakers.state(name).value}",
-            )
+            return _unquoted(name, f"circuit {self._breakers.state(name).value}", healthy=False)
         buy = order.side is Side.BUY
         try:
             bba = venue.best_bid_ask(order.symbol)
         except VenueError as exc:
             if exc.retryable:
                 self._breakers.record_failure(name)
-            return VenueQuote(
-                venue=name,
-                price=None,
-                effective_price=None,
-                healthy=not exc.retryable,
-                balance_ok=False,
-                note=f"no quote: {exc}"[:300],
-            )
+            return _unquoted(name, f"no quote: {exc}"[:300], healthy=not exc.retryable)
         price = bba.ask if buy else bba.bid
         if price is None:
-            return VenueQuote(
-                venue=name,
-                price=None,
-                effective_price=None,
-                healthy=True,
-                balance_ok=False,
-                note=f"no {'asks' if buy else 'bids'} in the book",
-            )
+            return _unquoted(name, f"no {'asks' if buy else 'bids'} in the book", healthy=True)
         fee = market.taker
         effective = price * (1 + fee) if buy else price * (1 - fee)
         note = f"{'ask' if buy else 'bid'} {price} {'+' if buy else '-'} taker {_fmt(fee * 100)}%"
@@ -181,3 +139,10 @@ class Router:
 def _fmt(value: Decimal) -> str:
     """Plain decimal text without trailing zeros or exponent (``100``, not ``1E+2``)."""
     return format(value.normalize(), "f")
+
+
+def _unquoted(venue: str, note: str, *, healthy: bool) -> VenueQuote:
+    """A candidate the router cannot price (not configured, not listed, circuit open, no quote)."""
+    return VenueQuote(
+        venue=venue, price=None, effective_price=None, healthy=healthy, balance_ok=False, note=note
+    )
